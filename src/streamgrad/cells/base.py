@@ -55,7 +55,7 @@ class Cell:
     effective: Callable[[Params], Params] = _identity
     memory: Callable[[Params, jax.Array], jax.Array] | None = None
     step_from_memory: Callable[[Params, jax.Array, jax.Array], jax.Array] | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def initial_hidden(self, dtype: Any = jnp.float32) -> jax.Array:
         """S_0 = 0, shape (N,)."""

@@ -15,7 +15,7 @@ learner can skip the conditional update. All functions are pure and jit-compatib
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import jax
@@ -43,7 +43,7 @@ class OnlineAlgorithm:
     step: Callable[[ModelParams, jax.Array, State, jax.Array, jax.Array], StepResult]
     flush: Callable[[ModelParams, State], tuple[ModelParams, jax.Array | bool]]
     every_step: bool
-    options: dict[str, Any]
+    options: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 def zeros_like_tree(tree: Any) -> Any:

@@ -45,12 +45,11 @@ def tbptt(model: Model, tau: int, *, every: int | None = None) -> OnlineAlgorith
 
     def init(params: ModelParams, hidden: jax.Array) -> TBPTTState:
         target_dtype = hidden.dtype if model.loss == "mse" else jnp.int32
-        zero = jnp.zeros((), jnp.int32)
         return TBPTTState(
             jnp.zeros((k2, cell.input_size), hidden.dtype),
             jnp.zeros((k2,), target_dtype),
             jnp.zeros((k2, cell.hidden_size), hidden.dtype),
-            zero, zero, zero,
+            *(jnp.zeros((), jnp.int32) for _ in range(3)),  # distinct buffers: donated
         )
 
     def window_gradient(params: ModelParams, state: TBPTTState, n_losses: jax.Array) -> ModelParams:

@@ -1,0 +1,191 @@
+"""The online learner: predict, then learn, on every step of one long stream.
+
+At step k the learner (1) runs the cell on x_k and predicts o_k from S_{k+1} with the current
+parameters theta_k, (2) scores l_k = loss(o_k, y_k) (the prequential loss: y_k was not used to
+make o_k), (3) asks the gradient algorithm for its gradient and, when it is ready, applies one
+optax update theta_{k+1} = theta_k + update.
+
+`run` is a jitted `lax.scan` over a chunk of the stream (state buffers donated); `fit` walks
+the stream chunk by chunk, updating a rich progress bar and calling `on_chunk` between chunks.
+`StreamLearner` offers river's `predict_one(x)` / `learn_one(x, y)` for live streams; it
+jit-compiles the same step function, so it gives the same numbers as the bulk path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from streamgrad.errors import DivergenceError
+from streamgrad.gradients.base import OnlineAlgorithm
+from streamgrad.model import ModelParams
+
+
+class LearnerState(NamedTuple):
+    params: ModelParams
+    opt_state: optax.OptState
+    hidden: jax.Array  # S_k, (N,)
+    algo_state: Any
+    step: jax.Array  # k, number of examples seen
+
+
+class ChunkRecord(NamedTuple):
+    step: int  # examples seen after the chunk
+    loss: float  # mean prequential loss over the chunk
+    running_loss: float  # mean prequential loss since the start
+    accuracy: float  # chunk accuracy (classification), NaN for regression
+    steps_per_second: float
+
+
+@dataclass
+class History:
+    """Per-step prequential losses (T,) and outputs (T, K), and per-chunk records."""
+
+    losses: np.ndarray
+    outputs: np.ndarray
+    chunks: list[ChunkRecord]
+    wall_seconds: float
+
+    @property
+    def steps_per_second(self) -> float:
+        return len(self.losses) / self.wall_seconds if self.wall_seconds > 0 else float("nan")
+
+
+@dataclass(frozen=True)
+class OnlineLearner:
+    algorithm: OnlineAlgorithm
+    optimizer: optax.GradientTransformation
+
+    @property
+    def classification(self) -> bool:
+        return self.algorithm.model.loss == "xent"
+
+    def init(self, params: ModelParams, dtype: Any = None) -> LearnerState:
+        leaf = jax.tree_util.tree_leaves(params)[0]
+        hidden = self.algorithm.model.cell.initial_hidden(dtype or leaf.dtype)
+        return LearnerState(params, self.optimizer.init(params), hidden,
+                            self.algorithm.init(params, hidden), jnp.zeros((), jnp.int32))
+
+    def step(
+        self, state: LearnerState, x: jax.Array, y: jax.Array
+    ) -> tuple[LearnerState, tuple[jax.Array, jax.Array]]:
+        """One prequential step; returns the new state and (loss l_k, output o_k)."""
+        result = self.algorithm.step(state.params, state.hidden, state.algo_state, x, y)
+
+        def update(params: ModelParams, opt_state: optax.OptState) -> tuple[Any, Any]:
+            updates, opt_state = self.optimizer.update(result.grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state
+
+        if self.algorithm.every_step:
+            params, opt_state = update(state.params, state.opt_state)
+        else:
+            params, opt_state = jax.lax.cond(
+                result.ready, update, lambda p, o: (p, o), state.params, state.opt_state
+            )
+        new_state = LearnerState(params, opt_state, result.hidden, result.state, state.step + 1)
+        return new_state, (result.loss, result.output)
+
+    @partial(jax.jit, static_argnums=0, donate_argnums=1)
+    def run(
+        self, state: LearnerState, inputs: jax.Array, targets: jax.Array
+    ) -> tuple[LearnerState, tuple[jax.Array, jax.Array]]:
+        """Scan `step` over a chunk: inputs (C, d), targets (C,) -> losses (C,), outputs (C, K)."""
+        return jax.lax.scan(lambda s, xy: self.step(s, *xy), state, (inputs, targets))
+
+    def predict(self, state: LearnerState, x: jax.Array) -> jax.Array:
+        """o_k for input x_k without changing the state."""
+        model = self.algorithm.model
+        hidden = model.cell.apply(state.params["cell"], state.hidden, x)
+        return model.readout.apply(state.params["readout"], hidden)
+
+    def fit(
+        self,
+        state: LearnerState,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        *,
+        chunk_size: int = 10_000,
+        progress: bool = False,
+        description: str = "training",
+        on_chunk: Callable[[LearnerState, ChunkRecord], None] | None = None,
+    ) -> tuple[LearnerState, History]:
+        """Walk the stream in chunks. Raises DivergenceError at the first non-finite loss."""
+        dtype = jax.tree_util.tree_leaves(state.params)[0].dtype
+        inputs = np.asarray(inputs, dtype)
+        targets = np.asarray(targets, np.int32 if self.classification else dtype)
+        total = len(inputs)
+        start_step = int(state.step)
+        losses, outputs, chunks = [], [], []
+        loss_sum, seen, wall = 0.0, 0, 0.0
+        with _progress(progress) as bar:
+            task = bar.add_task(description, total=total)
+            for begin in range(0, total, chunk_size):
+                end = min(begin + chunk_size, total)
+                tic = time.perf_counter()
+                state, (chunk_losses, chunk_outputs) = self.run(
+                    state, jnp.asarray(inputs[begin:end]), jnp.asarray(targets[begin:end])
+                )
+                chunk_losses = np.asarray(chunk_losses)
+                elapsed = time.perf_counter() - tic
+                wall += elapsed
+                bad = np.flatnonzero(~np.isfinite(chunk_losses))
+                if bad.size:
+                    raise DivergenceError(start_step + begin + int(bad[0]) + 1, "the loss")
+                chunk_outputs = np.asarray(chunk_outputs)
+                loss_sum += float(chunk_losses.sum())
+                seen += end - begin
+                accuracy = (
+                    float(np.mean(chunk_outputs.argmax(-1) == targets[begin:end]))
+                    if self.classification else float("nan")
+                )
+                record = ChunkRecord(start_step + end, float(chunk_losses.mean()),
+                                     loss_sum / seen, accuracy, (end - begin) / elapsed)
+                losses.append(chunk_losses)
+                outputs.append(chunk_outputs)
+                chunks.append(record)
+                bar.update(task, advance=end - begin,
+                           description=f"{description} loss {record.running_loss:.4g}")
+                if on_chunk is not None:
+                    on_chunk(state, record)
+        return state, History(np.concatenate(losses), np.concatenate(outputs), chunks, wall)
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        disable=not enabled, transient=False,
+    )
+
+
+class StreamLearner:
+    """river-style stateful wrapper: `predict_one(x)` then `learn_one(x, y)` per example."""
+
+    def __init__(self, learner: OnlineLearner, state: LearnerState) -> None:
+        self.learner = learner
+        self.state = state
+        self._step = jax.jit(learner.step)
+        self._predict = jax.jit(learner.predict)
+
+    def predict_one(self, x: np.ndarray) -> np.ndarray:
+        """Output o for input x (regression value (1,), or class logits (K,))."""
+        return np.asarray(self._predict(self.state, jnp.asarray(x, self._dtype)))
+
+    def learn_one(self, x: np.ndarray, y: float | int) -> float:
+        """Predict, score and learn from one example; returns its prequential loss."""
+        target = jnp.asarray(y, jnp.int32 if self.learner.classification else self._dtype)
+        self.state, (loss, _) = self._step(self.state, jnp.asarray(x, self._dtype), target)
+        return float(loss)
+
+    @property
+    def _dtype(self) -> Any:
+        return jax.tree_util.tree_leaves(self.state.params)[0].dtype
