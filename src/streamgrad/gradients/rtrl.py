@@ -196,6 +196,8 @@ _PATHS = {"dense": _rtrl_dense, "elementwise": _rtrl_elementwise, "memory": _rtr
 def rtrl(model: Model, *, path: Path = "auto") -> OnlineAlgorithm:
     """Exact RTRL. `path="auto"` uses the cheapest exact path the cell's structure allows;
     `path="dense"` forces the general O(N^2 P) path (any cell)."""
+    if path not in ("auto", *_PATHS):
+        raise ValueError(f"unknown RTRL path {path!r}; use auto, {', '.join(_PATHS)}")
     chosen = model.cell.structure if path == "auto" else path
     if chosen != "dense" and chosen != model.cell.structure:
         raise ValueError(
