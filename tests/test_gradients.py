@@ -51,8 +51,9 @@ def check(model: Model, spec: str, steps: int = 30, seed: int = 0) -> float:
     params = model.init(jax.random.PRNGKey(seed + 1), jnp.float64)
     inputs, targets = stream(model, steps, seed)
     reference, _ = bptt_gradient(model, params, inputs, targets)
-    grads, _ = jax.jit(lambda p: accumulate_gradient(make_algorithm(spec, model), p, inputs,
-                                                      targets))(params)
+    grads, _ = jax.jit(
+        lambda p: accumulate_gradient(make_algorithm(spec, model), p, inputs, targets)
+    )(params)
     return relative_error(grads, reference)
 
 
@@ -87,8 +88,9 @@ def test_short_window_tbptt_is_biased(cell: str, options: dict) -> None:
     assert check(make_model(cell, 5, 2, **options), "tbptt:3", steps=30) > 1e-3
 
 
-def per_window_reference(model: Model, params: dict, inputs: jax.Array, targets: jax.Array,
-                         every: int, tau: int) -> dict:
+def per_window_reference(
+    model: Model, params: dict, inputs: jax.Array, targets: jax.Array, every: int, tau: int
+) -> dict:
     """TBPTT(k1, k2) written out directly: for each window end e, differentiate the last k1
     losses through the last k2 steps starting from the true (constant) hidden state."""
     hiddens = [model.cell.initial_hidden(jnp.float64)]
@@ -102,7 +104,9 @@ def per_window_reference(model: Model, params: dict, inputs: jax.Array, targets:
     for end in ends:
         first_loss, begin = previous, max(0, end - tau)
 
-        def window(p: dict, begin: int = begin, end: int = end, first: int = first_loss) -> jax.Array:
+        def window(
+            p: dict, begin: int = begin, end: int = end, first: int = first_loss
+        ) -> jax.Array:
             h, loss = hiddens[begin], 0.0
             for k in range(begin, end):
                 h, _, lk = model.forward(p, h, inputs[k], targets[k])
@@ -140,9 +144,11 @@ def test_declared_row_local_leaves_are_row_local() -> None:
         hidden = jax.random.normal(jax.random.PRNGKey(1), (4,), jnp.float64)
         x = jnp.ones((3,), jnp.float64)
         for name in cell.row_local:
-            jac = jax.jacfwd(lambda w, name=name: cell.step({**weights, name: w}, hidden, x))(
-                weights[name]
-            )
+
+            def step(w: jax.Array, c=cell, ws=weights, n=name, h=hidden, xs=x) -> jax.Array:
+                return c.step({**ws, n: w}, h, xs)
+
+            jac = jax.jacfwd(step)(weights[name])
             jac = np.asarray(jac).reshape(4, 4, -1)  # (unit j, row i, rest)
             off_diagonal = jac * (1 - np.eye(4))[:, :, None]
             assert np.abs(off_diagonal).max() == 0.0, (cell_name, name)

@@ -79,7 +79,10 @@ class Model:
 
     def init(self, key: jax.Array, dtype: Any = jnp.float32) -> ModelParams:
         k_cell, k_readout = jax.random.split(key)
-        return {"cell": self.cell.init(k_cell, dtype), "readout": self.readout.init(k_readout, dtype)}
+        return {
+            "cell": self.cell.init(k_cell, dtype),
+            "readout": self.readout.init(k_readout, dtype),
+        }
 
     def output_loss(
         self, readout_params: Params, hidden: jax.Array, target: jax.Array

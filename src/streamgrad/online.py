@@ -72,8 +72,13 @@ class OnlineLearner:
     def init(self, params: ModelParams, dtype: Any = None) -> LearnerState:
         leaf = jax.tree_util.tree_leaves(params)[0]
         hidden = self.algorithm.model.cell.initial_hidden(dtype or leaf.dtype)
-        return LearnerState(params, self.optimizer.init(params), hidden,
-                            self.algorithm.init(params, hidden), jnp.zeros((), jnp.int32))
+        return LearnerState(
+            params,
+            self.optimizer.init(params),
+            hidden,
+            self.algorithm.init(params, hidden),
+            jnp.zeros((), jnp.int32),
+        )
 
     def step(
         self, state: LearnerState, x: jax.Array, y: jax.Array
@@ -145,15 +150,24 @@ class OnlineLearner:
                 seen += end - begin
                 accuracy = (
                     float(np.mean(chunk_outputs.argmax(-1) == targets[begin:end]))
-                    if self.classification else float("nan")
+                    if self.classification
+                    else float("nan")
                 )
-                record = ChunkRecord(start_step + end, float(chunk_losses.mean()),
-                                     loss_sum / seen, accuracy, (end - begin) / elapsed)
+                record = ChunkRecord(
+                    start_step + end,
+                    float(chunk_losses.mean()),
+                    loss_sum / seen,
+                    accuracy,
+                    (end - begin) / elapsed,
+                )
                 losses.append(chunk_losses)
                 outputs.append(chunk_outputs)
                 chunks.append(record)
-                bar.update(task, advance=end - begin,
-                           description=f"{description} loss {record.running_loss:.4g}")
+                bar.update(
+                    task,
+                    advance=end - begin,
+                    description=f"{description} loss {record.running_loss:.4g}",
+                )
                 if on_chunk is not None:
                     on_chunk(state, record)
         return state, History(np.concatenate(losses), np.concatenate(outputs), chunks, wall)
@@ -161,9 +175,12 @@ class OnlineLearner:
 
 def _progress(enabled: bool) -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
         TimeRemainingColumn(),
-        disable=not enabled, transient=False,
+        disable=not enabled,
+        transient=False,
     )
 
 

@@ -17,8 +17,7 @@ import optax
 
 OptimizerName = Literal["sgd", "adam", "rmsprop", "adamw"]
 ScheduleName = Literal["constant", "robbins-monro", "cosine", "exponential"]
-OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam, "rmsprop": optax.rmsprop,
-              "adamw": optax.adamw}
+OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam, "rmsprop": optax.rmsprop, "adamw": optax.adamw}
 SCHEDULES = ("constant", "robbins-monro", "cosine", "exponential")
 
 
@@ -32,8 +31,13 @@ def robbins_monro(alpha0: float, k0: float, rho: float) -> optax.Schedule:
 
 
 def make_schedule(
-    name: str, lr: float, *, k0: float = 10_000.0, rho: float = 0.75,
-    decay_steps: int = 100_000, decay_rate: float = 0.5,
+    name: str,
+    lr: float,
+    *,
+    k0: float = 10_000.0,
+    rho: float = 0.75,
+    decay_steps: int = 100_000,
+    decay_rate: float = 0.5,
 ) -> optax.Schedule:
     if lr <= 0:
         raise ValueError(f"learning rate must be > 0, got {lr}")

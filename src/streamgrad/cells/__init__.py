@@ -29,5 +29,14 @@ def make_cell(name: str, hidden_size: int, input_size: int, **options: Any) -> C
     return CELLS[name](hidden_size, input_size, **options)
 
 
-__all__ = ["CELLS", "Cell", "Params", "diagonal", "elman", "gru", "make_cell", "meanfield",
-           "smooth_clip"]
+__all__ = [
+    "CELLS",
+    "Cell",
+    "Params",
+    "diagonal",
+    "elman",
+    "gru",
+    "make_cell",
+    "meanfield",
+    "smooth_clip",
+]

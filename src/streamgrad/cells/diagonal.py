@@ -34,6 +34,12 @@ def diagonal(
         return jnp.tanh(w["W"] @ x + w["a"] * hidden + w["b"])
 
     return Cell(
-        "diagonal", n, d, init, step, row_local=("W", "a", "b"), structure="elementwise",
+        "diagonal",
+        n,
+        d,
+        init,
+        step,
+        row_local=("W", "a", "b"),
+        structure="elementwise",
         options={"a_low": a_low, "a_high": a_high},
     )

@@ -88,9 +88,15 @@ def meanfield(
         return sigma(w["W"] @ x + w["c"] + u[0])
 
     options = {
-        "coupling": coupling, "clip_at": clip_at, "bound": bound, "activation": activation,
-        "w_std": w_std, "bias_mean": bias_mean, "bias_std": bias_std,
-        "recurrent_mean": recurrent_mean, "recurrent_std": recurrent_std,
+        "coupling": coupling,
+        "clip_at": clip_at,
+        "bound": bound,
+        "activation": activation,
+        "w_std": w_std,
+        "bias_mean": bias_mean,
+        "bias_std": bias_std,
+        "recurrent_mean": recurrent_mean,
+        "recurrent_std": recurrent_std,
     }
     if coupling == "shared":
 
@@ -98,8 +104,16 @@ def meanfield(
             return step_from_memory(w, memory(w, hidden), x)
 
         return Cell(
-            "meanfield", n, d, init, step, row_local=("W", "c"), structure="memory",
-            effective=effective, memory=memory, step_from_memory=step_from_memory,
+            "meanfield",
+            n,
+            d,
+            init,
+            step,
+            row_local=("W", "c"),
+            structure="memory",
+            effective=effective,
+            memory=memory,
+            step_from_memory=step_from_memory,
             options=options,
         )
     if coupling == "diagonal":
@@ -108,14 +122,27 @@ def meanfield(
             return sigma(w["W"] @ x + w["c"] + w["B"] * hidden)
 
         return Cell(
-            "meanfield", n, d, init, step, row_local=("B", "W", "c"),
-            structure="elementwise", effective=effective, options=options,
+            "meanfield",
+            n,
+            d,
+            init,
+            step,
+            row_local=("B", "W", "c"),
+            structure="elementwise",
+            effective=effective,
+            options=options,
         )
 
     def step(w: Params, hidden: jax.Array, x: jax.Array) -> jax.Array:
         return sigma(w["W"] @ x + w["c"] + w["A"] @ hidden)
 
     return Cell(
-        "meanfield", n, d, init, step, row_local=("A", "W", "c"), effective=effective,
+        "meanfield",
+        n,
+        d,
+        init,
+        step,
+        row_local=("A", "W", "c"),
+        effective=effective,
         options=options,
     )

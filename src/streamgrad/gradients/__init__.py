@@ -24,5 +24,13 @@ def make_algorithm(spec: str, model: Model) -> OnlineAlgorithm:
     raise ValueError(f"unknown algorithm {spec!r}; use rtrl or tbptt:TAU")
 
 
-__all__ = ["OnlineAlgorithm", "StepResult", "accumulate_gradient", "bptt_gradient",
-           "make_algorithm", "rtrl", "sequence_loss", "tbptt"]
+__all__ = [
+    "OnlineAlgorithm",
+    "StepResult",
+    "accumulate_gradient",
+    "bptt_gradient",
+    "make_algorithm",
+    "rtrl",
+    "sequence_loss",
+    "tbptt",
+]

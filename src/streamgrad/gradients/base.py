@@ -79,8 +79,12 @@ def accumulate_gradient(
         total = tree_add(total, tree_scale(result.grads, jnp.asarray(result.ready, inputs.dtype)))
         return (result.hidden, result.state, total, loss_sum + result.loss), None
 
-    carry0 = (hidden0, algorithm.init(params, hidden0), zeros_like_tree(params),
-              jnp.zeros((), inputs.dtype))
+    carry0 = (
+        hidden0,
+        algorithm.init(params, hidden0),
+        zeros_like_tree(params),
+        jnp.zeros((), inputs.dtype),
+    )
     (_, state, total, loss_sum), _ = jax.lax.scan(body, carry0, (inputs, targets))
     pending, ready = algorithm.flush(params, state)
     return tree_add(total, tree_scale(pending, jnp.asarray(ready, inputs.dtype))), loss_sum

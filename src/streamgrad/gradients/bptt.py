@@ -1,7 +1,7 @@
 """Full backpropagation through time: the offline reference gradient.
 
-    L(theta) = sum_{k=0}^{T-1} l(y_k, G(S_{k+1}(theta)))     S_0 = 0
-    grad     = dL/dtheta                                      by reverse mode over a lax.scan
+L(theta) = sum_{k=0}^{T-1} l(y_k, G(S_{k+1}(theta)))     S_0 = 0
+grad     = dL/dtheta                                      by reverse mode over a lax.scan
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ from streamgrad.model import Model, ModelParams
 
 
 def sequence_loss(
-    model: Model, params: ModelParams, inputs: jax.Array, targets: jax.Array,
+    model: Model,
+    params: ModelParams,
+    inputs: jax.Array,
+    targets: jax.Array,
     hidden0: jax.Array | None = None,
 ) -> jax.Array:
     """sum_k l_k over the sequence; inputs (T, d), targets (T,)."""

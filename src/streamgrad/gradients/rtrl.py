@@ -7,7 +7,7 @@ J_k = dS_k/dpsi (N x P) along the stream,
 
 and emits at every step the gradient of l_k = loss(G(S_{k+1}), y_k):
 
-    dl_k/dpsi = delta_k^T J_{k+1},   delta_k = dl_k/dS_{k+1},   dl_k/dtheta = (dpsi/dtheta)^T dl_k/dpsi.
+    dl_k/dpsi = delta_k^T J_{k+1},  delta_k = dl_k/dS_{k+1},  dl_k/dtheta = (dpsi/dtheta)^T dl_k/dpsi.
 
 With theta frozen the sum of these gradients over a stream equals the BPTT gradient exactly.
 Three paths, chosen by the cell's declared structure (`path="auto"`):
@@ -157,7 +157,9 @@ def _rtrl_memory(model: Model) -> tuple[Any, Any]:
             (through_f,) = f_vjp(w)
             return jax.tree_util.tree_map(
                 lambda a, b, m: a + b + jnp.tensordot(w @ p, m, axes=1),
-                dm_dpsi, through_f, previous,
+                dm_dpsi,
+                through_f,
+                previous,
             )
 
         return jax.vmap(row)(jnp.eye(u.shape[0], dtype=hidden.dtype))
@@ -209,5 +211,6 @@ def rtrl(model: Model, *, path: Path = "auto") -> OnlineAlgorithm:
     def flush(params: ModelParams, state: Any) -> tuple[ModelParams, bool]:
         return zeros_like_tree(params), False
 
-    return OnlineAlgorithm(f"rtrl-{chosen}", model, init, step, flush, every_step=True,
-                           options={"path": chosen})
+    return OnlineAlgorithm(
+        f"rtrl-{chosen}", model, init, step, flush, every_step=True, options={"path": chosen}
+    )

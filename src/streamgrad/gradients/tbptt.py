@@ -98,5 +98,12 @@ def tbptt(model: Model, tau: int, *, every: int | None = None) -> OnlineAlgorith
     def flush(params: ModelParams, state: TBPTTState) -> tuple[ModelParams, jax.Array]:
         return gradient_if(params, state, state.since_update), state.since_update > 0
 
-    return OnlineAlgorithm(f"tbptt-{k2}" if k1 == k2 else f"tbptt-{k1}-{k2}", model, init, step,
-                           flush, every_step=False, options={"tau": k2, "every": k1})
+    return OnlineAlgorithm(
+        f"tbptt-{k2}" if k1 == k2 else f"tbptt-{k1}-{k2}",
+        model,
+        init,
+        step,
+        flush,
+        every_step=False,
+        options={"tau": k2, "every": k1},
+    )
