@@ -7,7 +7,8 @@ J_k = dS_k/dpsi (N x P) along the stream,
 
 and emits at every step the gradient of l_k = loss(G(S_{k+1}), y_k):
 
-    dl_k/dpsi = delta_k^T J_{k+1},  delta_k = dl_k/dS_{k+1},  dl_k/dtheta = (dpsi/dtheta)^T dl_k/dpsi.
+    dl_k/dpsi   = delta_k^T J_{k+1},   delta_k = dl_k/dS_{k+1},
+    dl_k/dtheta = (dpsi/dtheta)^T dl_k/dpsi.
 
 With theta frozen the sum of these gradients over a stream equals the BPTT gradient exactly.
 Three paths, chosen by the cell's declared structure (`path="auto"`):
