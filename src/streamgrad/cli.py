@@ -1,0 +1,258 @@
+"""Command-line interface: `streamgrad train | gradcheck | experiment | lob | bench`.
+
+User errors (bad file, column, option, value; a diverging run) print one line `error: ...` on
+stderr and exit with code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from streamgrad.config import TrainConfig, load_config_file, validate
+from streamgrad.errors import UserError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Online training of recurrent networks on long streams with exact gradients (RTRL).",
+)
+experiment_app = typer.Typer(no_args_is_help=True, help="Run a named, reproducible experiment.")
+app.add_typer(experiment_app, name="experiment")
+console = Console(stderr=True)
+
+
+def _options(**values: Any) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="CSV or Parquet file, one example per row.")],
+    target: Annotated[str, typer.Option(help="Column to predict.")],
+    out: Annotated[Path, typer.Option(help="Output folder (must not exist unless --force).")],
+    inputs: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated input columns (default: all but the target)."),
+    ] = None,
+    task: Annotated[str, typer.Option(help="regression, classification or auto.")] = "auto",
+    config: Annotated[
+        Path | None,
+        typer.Option(help="JSON/TOML file of the options below; command-line values win."),
+    ] = None,
+    cell: Annotated[str | None, typer.Option(help="elman, gru, diagonal or meanfield.")] = None,
+    hidden: Annotated[int | None, typer.Option(help="Hidden units N.")] = None,
+    coupling: Annotated[
+        str | None, typer.Option(help="meanfield: shared, diagonal, dense.")
+    ] = None,
+    beta: Annotated[float | None, typer.Option(help="meanfield readout N^-beta.")] = None,
+    algo: Annotated[
+        str | None, typer.Option(help="rtrl, rtrl:dense, tbptt, tbptt:TAU, tbptt:EVERY:TAU.")
+    ] = None,
+    tau: Annotated[int | None, typer.Option(help="Truncation for --algo tbptt.")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="sgd, adam, rmsprop, adamw.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate alpha_0.")] = None,
+    schedule: Annotated[
+        str | None,
+        typer.Option(help="constant, robbins-monro (alpha_0/(1+k/k0)^rho), cosine, exponential."),
+    ] = None,
+    k0: Annotated[float | None, typer.Option(help="Robbins-Monro k0.")] = None,
+    rho: Annotated[float | None, typer.Option(help="Robbins-Monro rho in (1/2, 1].")] = None,
+    clip: Annotated[float | None, typer.Option(help="Clip gradients to this global norm.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the initial parameters.")] = None,
+    chunk: Annotated[int | None, typer.Option(help="Steps per jitted chunk.")] = None,
+    dtype: Annotated[str | None, typer.Option(help="float32 or float64.")] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option(help="Skip invalid rows (reported in summary.json) instead of stopping.")
+    ] = False,
+    force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
+) -> None:
+    """Train online (predict, then learn) on a table; writes metrics.csv, summary.json, loss.png."""
+    from streamgrad.data.tabular import read_table
+    from streamgrad.reporting import (
+        chunk_table,
+        file_sha256,
+        plot_losses,
+        prepare_output_dir,
+        versions,
+        write_json,
+    )
+    from streamgrad.training import train_on_stream
+
+    values = load_config_file(config) if config else {}
+    values.update(
+        _options(
+            cell=cell,
+            hidden=hidden,
+            coupling=coupling,
+            beta=beta,
+            algo=algo,
+            tau=tau,
+            optimizer=optimizer,
+            lr=lr,
+            schedule=schedule,
+            k0=k0,
+            rho=rho,
+            clip=clip,
+            seed=seed,
+            chunk=chunk,
+            dtype=dtype,
+        )
+    )
+    settings = validate(TrainConfig, values, str(config) if config else "option")
+    if task not in ("regression", "classification", "auto"):
+        raise UserError(f"--task: unknown task {task!r}; use regression, classification or auto")
+    columns = [c.strip() for c in inputs.split(",")] if inputs else None
+    stream = read_table(data, target, columns, task=task, skip_invalid=skip_invalid)  # type: ignore[arg-type]
+    out = prepare_output_dir(out, force=force)
+    result = train_on_stream(settings, stream, progress=True)
+    chunk_table({result.label: result.history}).to_csv(out / "metrics.csv", index=False)
+    plot_losses(
+        out / "loss.png",
+        {result.label: result.history},
+        title=f"{data.name}: prequential loss of {result.label}",
+        log_scale=stream.n_classes is None,
+    )
+    summary = {
+        **result.summary,
+        "data": {
+            "file": str(data),
+            "sha256": file_sha256(data),
+            "target": target,
+            "inputs": list(stream.input_names),
+            "rows": len(stream),
+            "n_classes": stream.n_classes,
+            "skipped_rows": len(stream.skipped_rows),
+            "first_skipped_rows": list(stream.skipped_rows[:20]),
+        },
+        "versions": versions(),
+    }
+    write_json(out / "summary.json", summary)
+    last = summary["last_10_percent"]
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "steps")
+    console.print(f"last 10% of the stream: {shown}; {summary['steps_per_second']:.0f} steps/s")
+    console.print(f"results in {out}/ (metrics.csv, summary.json, loss.png)")
+
+
+@app.command()
+def gradcheck(
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the rows as JSON to this file.")
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Stream length.", min=1)] = 50,
+    tolerance: Annotated[float, typer.Option(help="Fail (exit 1) above this error.")] = 1e-10,
+) -> None:
+    """Check every exact algorithm's accumulated gradient against BPTT in float64."""
+    from streamgrad.gradcheck import run_gradcheck
+    from streamgrad.reporting import write_json
+
+    rows = run_gradcheck(steps=steps)
+    table = Table(title=f"RTRL/TBPTT vs BPTT, float64, {steps} steps, parameters frozen")
+    for column in ("cell", "coupling", "task", "algorithm", "max relative error"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            *(str(row[k]) for k in ("cell", "coupling", "task", "algorithm")),
+            f"{row['max_relative_error']:.2e}",
+        )
+    Console().print(table)
+    worst = max(float(row["max_relative_error"]) for row in rows)  # type: ignore[arg-type]
+    if json_path:
+        write_json(
+            json_path,
+            {
+                "steps": steps,
+                "tolerance": tolerance,
+                "max_error": worst,
+                "passed": worst <= tolerance,
+                "rows": rows,
+            },
+        )
+    if worst > tolerance:
+        console.print(f"FAILED: max relative error {worst:.2e} > {tolerance:.0e}")
+        raise typer.Exit(1)
+    console.print(f"all {len(rows)} checks within {tolerance:.0e} (worst {worst:.2e})")
+
+
+@experiment_app.command("rtrl-vs-tbptt")
+def rtrl_vs_tbptt(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("results/rtrl-vs-tbptt"),
+    steps: Annotated[int, typer.Option(help="Stream length.", min=100)] = 200_000,
+    lags: Annotated[str, typer.Option(help="The two lags t1,t2 of the Add task.")] = "5,9",
+    hidden: Annotated[int, typer.Option(help="Hidden units.", min=1)] = 32,
+    cell: Annotated[str, typer.Option(help="Recurrent cell.")] = "elman",
+    methods: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated algorithm specs (default: rtrl and three TBPTT windows)."
+        ),
+    ] = None,
+    lrs: Annotated[str, typer.Option(help="Learning-rate grid.")] = "0.01,0.03,0.1",
+    seed: Annotated[int, typer.Option(help="Seed of data and parameters.")] = 0,
+    force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
+) -> None:
+    """RTRL vs TBPTT (tau below and above the lags) on the Add task, online."""
+    from streamgrad.experiments import rtrl_vs_tbptt as experiment
+    from streamgrad.reporting import prepare_output_dir
+
+    lag_values = _numbers(lags, int, "--lags")
+    if len(lag_values) != 2 or not 0 < lag_values[0] < lag_values[1]:
+        raise UserError(f"--lags: need two increasing positive lags t1,t2, got {lags!r}")
+    grid = tuple(_numbers(lrs, float, "--lrs"))
+    method_list = [m.strip() for m in methods.split(",")] if methods else None
+    out = prepare_output_dir(out, force=force)
+    summary = experiment.run(
+        out,
+        steps=steps,
+        lags=(lag_values[0], lag_values[1]),
+        hidden=hidden,
+        cell=cell,
+        methods=method_list,
+        learning_rates=grid,
+        seed=seed,
+        progress=True,
+    )
+    Console().print(experiment.table_text(summary))
+    console.print(f"results in {out}/ (table.csv, metrics.csv, summary.json, comparison.png)")
+
+
+def _numbers(text: str, kind: type, option: str) -> list[Any]:
+    try:
+        return [kind(part) for part in text.split(",")]
+    except ValueError:
+        raise UserError(f"{option}: expected comma-separated numbers, got {text!r}") from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: runs the app and turns user errors into one line and exit code 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except _EXITS as done:
+        sys.exit(done.exit_code)
+    except _ABORTS:
+        sys.exit(130)
+    except _USAGE_ERRORS as error:
+        console.print(
+            f"error: {error.format_message()}", markup=False, highlight=False, soft_wrap=True
+        )
+        sys.exit(2)
+    except UserError as error:
+        console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+# Recent typer releases vendor click; older ones raise click's own exceptions.
+_EXITS = (typer.Exit, click.exceptions.Exit)
+_ABORTS = (typer.Abort, click.exceptions.Abort)
+_USAGE_ERRORS = (click.ClickException, getattr(typer, "TyperException", click.ClickException))
+
+
+if __name__ == "__main__":
+    main()

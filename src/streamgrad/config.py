@@ -1,0 +1,83 @@
+"""Validated run configuration (pydantic): every command builds one of these, so a bad value
+is reported once, naming the offending key."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from streamgrad.errors import UserError
+
+CellName = Literal["elman", "gru", "diagonal", "meanfield"]
+
+
+class TrainConfig(BaseModel):
+    """Model, gradient algorithm and optimizer of one online run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cell: CellName = "elman"
+    hidden: int = Field(32, ge=1, le=100_000)
+    coupling: Literal["shared", "diagonal", "dense"] = "shared"  # meanfield only
+    beta: float = Field(0.5, ge=0.5, lt=1.0)  # meanfield readout scaling N^(-beta)
+    algo: str = "rtrl"  # rtrl | rtrl:dense | tbptt | tbptt:TAU | tbptt:EVERY:TAU | ...
+    tau: int = Field(10, ge=1)  # truncation of plain `tbptt`
+    optimizer: Literal["sgd", "adam", "rmsprop", "adamw"] = "sgd"
+    lr: float = Field(0.01, gt=0.0)
+    schedule: Literal["constant", "robbins-monro", "cosine", "exponential"] = "constant"
+    k0: float = Field(10_000.0, gt=0.0)  # Robbins-Monro: lr / (1 + k / k0)^rho
+    rho: float = Field(0.75, gt=0.5, le=1.0)
+    decay_steps: int = Field(100_000, ge=1)
+    clip: float | None = Field(None, gt=0.0)  # global-norm gradient clipping
+    seed: int = 0
+    chunk: int = Field(10_000, ge=1)  # steps per jitted scan between progress updates
+    dtype: Literal["float32", "float64"] = "float32"
+
+    @model_validator(mode="after")
+    def _meanfield_options(self) -> TrainConfig:
+        if self.cell != "meanfield" and "coupling" in self.model_fields_set:
+            raise ValueError("coupling applies to the meanfield cell only")
+        return self
+
+    @property
+    def algorithm_spec(self) -> str:
+        return f"tbptt:{self.tau}" if self.algo == "tbptt" else self.algo
+
+    @property
+    def cell_options(self) -> dict[str, object]:
+        return {"coupling": self.coupling} if self.cell == "meanfield" else {}
+
+
+def validate(
+    model: type[BaseModel], values: dict[str, object], source: str = "config"
+) -> BaseModel:
+    """Build `model` from `values`; a validation problem becomes a one-line UserError naming
+    the first offending key and value."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "(config)"
+        value = first.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        where = f"--{key.replace('_', '-')}" if source == "option" else f"{source}: {key}"
+        raise UserError(f"{where}: {first['msg']}{shown}") from None
+
+
+def load_config_file(path: Path) -> dict[str, object]:
+    """Read a JSON or TOML config file into a dict (validated by the caller)."""
+    if not path.is_file():
+        raise UserError(f"{path}: config file not found")
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(path.read_text())
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'}: {error}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: the config must be a table of key = value pairs")
+    return data
