@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/streamgrad experiment rtrl-vs-tbptt --out $(OUT) --force
-	@echo "Demo results are in $(OUT)/"
+	$(BIN)/streamgrad lob --out $(OUT) --force
+	@echo "Demo results are in $(OUT)/ (open $(OUT)/report.html)"
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests

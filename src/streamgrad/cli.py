@@ -26,7 +26,7 @@ app = typer.Typer(
 )
 experiment_app = typer.Typer(no_args_is_help=True, help="Run a named, reproducible experiment.")
 app.add_typer(experiment_app, name="experiment")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _options(**values: Any) -> dict[str, Any]:
@@ -162,7 +162,7 @@ def gradcheck(
             *(str(row[k]) for k in ("cell", "coupling", "task", "algorithm")),
             f"{row['max_relative_error']:.2e}",
         )
-    Console().print(table)
+    Console(soft_wrap=True).print(table)
     worst = max(float(row["max_relative_error"]) for row in rows)  # type: ignore[arg-type]
     if json_path:
         write_json(
@@ -219,8 +219,103 @@ def rtrl_vs_tbptt(
         seed=seed,
         progress=True,
     )
-    Console().print(experiment.table_text(summary))
+    Console(soft_wrap=True).print(experiment.table_text(summary))
     console.print(f"results in {out}/ (table.csv, metrics.csv, summary.json, comparison.png)")
+
+
+BUNDLED_DAY = "AMZN_2012-06-21_34200000_57600000_{}_1.csv"
+
+
+def _bundled(kind: str) -> Path:
+    """The bundled AMZN day, found from the working folder or from the source checkout."""
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        candidate = root / "data" / "lobster" / BUNDLED_DAY.format(kind)
+        if candidate.is_file():
+            return candidate
+    raise UserError(
+        f"bundled LOBSTER day not found (data/lobster/{BUNDLED_DAY.format(kind)}); "
+        "pass --orderbook and --message"
+    )
+
+
+@app.command()
+def lob(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("results/lob"),
+    orderbook: Annotated[
+        Path | None, typer.Option(help="LOBSTER orderbook file (default: the bundled AMZN day).")
+    ] = None,
+    message: Annotated[
+        Path | None,
+        typer.Option(
+            help="LOBSTER message file (default: the bundled day's, or none with --orderbook)."
+        ),
+    ] = None,
+    levels: Annotated[int | None, typer.Option(help="Book levels to use.", min=1)] = None,
+    sampling: Annotated[str, typer.Option(help="event or clock.")] = "event",
+    dt: Annotated[float, typer.Option(help="Clock sampling interval (s).", min=1e-3)] = 1.0,
+    label: Annotated[
+        int,
+        typer.Option(
+            "--classes",
+            help="2: direction of the next mid change; 3: down/unchanged/up at the next sample.",
+        ),
+    ] = 2,
+    cells: Annotated[str, typer.Option(help="Comma-separated cells.")] = "elman",
+    algos: Annotated[str, typer.Option(help="Comma-separated algorithm specs.")] = (
+        "rtrl,tbptt:10,tbptt:1"
+    ),
+    hidden: Annotated[int, typer.Option(help="Hidden units.", min=1)] = 32,
+    optimizer: Annotated[str, typer.Option(help="Optimizer (all methods).")] = "adam",
+    lr: Annotated[float, typer.Option(help="Learning rate (all methods).")] = 1e-3,
+    seed: Annotated[int, typer.Option(help="Seed of the initial parameters.")] = 0,
+    skip_invalid: Annotated[
+        bool, typer.Option(help="Skip invalid rows (counted in summary.json) instead of stopping.")
+    ] = False,
+    force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
+) -> None:
+    """Online next mid-price move prediction on LOBSTER data: RNNs vs baselines, with report."""
+    from streamgrad.experiments import lob as experiment
+    from streamgrad.reporting import prepare_output_dir
+
+    if sampling not in ("event", "clock"):
+        raise UserError(f"--sampling: use event or clock, got {sampling!r}")
+    if label not in (2, 3):
+        raise UserError(f"--classes: use 2 or 3, got {label}")
+    if orderbook is None:
+        orderbook = _bundled("orderbook")
+        message = message or _bundled("message")
+    cell_list = tuple(c.strip() for c in cells.split(",") if c.strip())
+    algo_list = tuple(a.strip() for a in algos.split(",") if a.strip())
+    for cell in cell_list:  # validate every run's settings before any work starts
+        for algo in algo_list:
+            validate(
+                TrainConfig,
+                {"cell": cell, "hidden": hidden, "algo": algo, "optimizer": optimizer, "lr": lr},
+                "option",
+            )
+    out = prepare_output_dir(out, force=force)
+    summary = experiment.run(
+        out,
+        orderbook=orderbook,
+        message=message,
+        levels=levels,
+        sampling=sampling,
+        dt=dt,
+        classes=label,
+        cells=cell_list,
+        algorithms=algo_list,
+        hidden=hidden,
+        optimizer=optimizer,
+        lr=lr,
+        seed=seed,
+        skip_invalid=skip_invalid,
+        progress=True,
+    )
+    Console(soft_wrap=True).print(experiment.table_text(summary["results"]))
+    console.print(
+        f"results in {out}/ (report.html, table.csv, metrics.csv, "
+        "predictions.parquet, summary.json, plots)"
+    )
 
 
 def _numbers(text: str, kind: type, option: str) -> list[Any]:

@@ -41,6 +41,11 @@ class TrainConfig(BaseModel):
     def _meanfield_options(self) -> TrainConfig:
         if self.cell != "meanfield" and "coupling" in self.model_fields_set:
             raise ValueError("coupling applies to the meanfield cell only")
+        from streamgrad.gradients import make_algorithm
+        from streamgrad.model import make_model
+
+        # parse the algorithm spec now (on a tiny model) so a typo fails before any work
+        make_algorithm(self.algorithm_spec, make_model(self.cell, 2, 1, **self.cell_options))
         return self
 
     @property
@@ -61,11 +66,14 @@ def validate(
         return model.model_validate(values)
     except ValidationError as error:
         first = error.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or "(config)"
+        message = first["msg"].removeprefix("Value error, ")
+        key = ".".join(str(part) for part in first["loc"])
+        if not key:  # a check across several keys: its message names them
+            raise UserError(message if source == "option" else f"{source}: {message}") from None
         value = first.get("input")
         shown = "" if isinstance(value, dict) else f" (got {value!r})"
         where = f"--{key.replace('_', '-')}" if source == "option" else f"{source}: {key}"
-        raise UserError(f"{where}: {first['msg']}{shown}") from None
+        raise UserError(f"{where}: {message}{shown}") from None
 
 
 def load_config_file(path: Path) -> dict[str, object]:

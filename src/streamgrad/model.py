@@ -4,7 +4,8 @@
     o_k     = G(theta_readout, S_{k+1})              readout, shape (K,)
     l_k     = loss(o_k, y_k)
 
-Losses: "mse" (K = 1): l = (o - y)^2; "xent" (K = number of classes): l = -log softmax(o)_y.
+Losses: "mse" (K = 1): l = (o - y)^2; "xent" (K = number of classes): l = -log softmax(o)_y,
+and l = 0 for a negative label y (a label not revealed yet at that step).
 The prediction for y_k is made from S_{k+1}, which has seen x_k but not y_k.
 """
 
@@ -68,7 +69,10 @@ def loss_value(loss: LossName, output: jax.Array, target: jax.Array) -> jax.Arra
     """Scalar loss for one step: output (K,), target scalar (float or int label)."""
     if loss == "mse":
         return jnp.square(output[0] - target)
-    return optax.softmax_cross_entropy_with_integer_labels(output, target)
+    # A negative label means "not revealed yet" (delayed labels): no loss, no gradient.
+    revealed = target >= 0
+    loss = optax.softmax_cross_entropy_with_integer_labels(output, jnp.maximum(target, 0))
+    return jnp.where(revealed, loss, 0.0)
 
 
 @dataclass(frozen=True)

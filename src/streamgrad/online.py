@@ -149,7 +149,7 @@ class OnlineLearner:
                 loss_sum += float(chunk_losses.sum())
                 seen += end - begin
                 accuracy = (
-                    float(np.mean(chunk_outputs.argmax(-1) == targets[begin:end]))
+                    _accuracy(chunk_outputs, targets[begin:end])
                     if self.classification
                     else float("nan")
                 )
@@ -171,6 +171,14 @@ class OnlineLearner:
                 if on_chunk is not None:
                     on_chunk(state, record)
         return state, History(np.concatenate(losses), np.concatenate(outputs), chunks, wall)
+
+
+def _accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
+    """Share of revealed labels (>= 0) predicted by the arg-max output."""
+    revealed = labels >= 0
+    if not revealed.any():
+        return float("nan")
+    return float(np.mean(outputs[revealed].argmax(-1) == labels[revealed]))
 
 
 def _progress(enabled: bool) -> Progress:

@@ -53,17 +53,38 @@ def build_learner(
     return learner, learner.init(params, dtype)
 
 
+def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Accuracy, balanced accuracy (mean per-class recall over the classes present) and
+    log-loss of class logits (T, K) against labels (T,); negative (unrevealed) labels skipped."""
+    revealed = labels >= 0
+    logits, labels = np.asarray(logits, np.float64)[revealed], labels[revealed]
+    if len(labels) == 0:
+        return {
+            "accuracy": float("nan"),
+            "balanced_accuracy": float("nan"),
+            "log_loss": float("nan"),
+            "labelled": 0,
+        }
+    shifted = logits - logits.max(-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    predicted = logits.argmax(-1)
+    recalls = [np.mean(predicted[labels == c] == c) for c in np.unique(labels)]
+    return {
+        "accuracy": float(np.mean(predicted == labels)),
+        "balanced_accuracy": float(np.mean(recalls)),
+        "log_loss": float(-np.mean(log_probs[np.arange(len(labels)), labels])),
+        "labelled": len(labels),
+    }
+
+
 def stream_metrics(
     losses: np.ndarray, outputs: np.ndarray, targets: np.ndarray, n_classes: int | None
 ) -> dict[str, float]:
     """Prequential metrics over a stretch of the stream: mean loss, and for classification
-    accuracy and balanced accuracy (mean per-class recall over the classes present)."""
-    metrics = {"loss": float(np.mean(losses)), "steps": len(losses)}
+    the metrics of `classification_metrics`."""
+    metrics: dict[str, float] = {"loss": float(np.mean(losses)), "steps": len(losses)}
     if n_classes is not None:
-        predicted = outputs.argmax(-1)
-        metrics["accuracy"] = float(np.mean(predicted == targets))
-        recalls = [np.mean(predicted[targets == c] == c) for c in np.unique(targets)]
-        metrics["balanced_accuracy"] = float(np.mean(recalls))
+        metrics.update(classification_metrics(outputs, targets))
     return metrics
 
 

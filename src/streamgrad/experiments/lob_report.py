@@ -1,0 +1,119 @@
+"""Plots and the HTML report of the LOB experiment."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from streamgrad.data.lob_features import FeatureFrame
+from streamgrad.reporting import moving_average
+
+PLOTS = {
+    "cumulative_accuracy.png": "Cumulative accuracy through the day",
+    "log_loss.png": "Log-loss (moving average over 2,000 samples)",
+    "mid_price.png": "Mid-price and the day's volatility regime",
+}
+
+
+def _hours(frame: FeatureFrame) -> np.ndarray:
+    if frame.time is None:
+        return np.arange(len(frame.mid), dtype=float)
+    return frame.time / 3600.0
+
+
+def _log_loss(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+    return -log_probs[np.arange(len(labels)), labels]
+
+
+def write_plots(
+    out: Path, predictions: dict[str, np.ndarray], labels: np.ndarray, frame: FeatureFrame
+) -> None:
+    hours = _hours(frame)
+    xlabel = "time of day (hours)" if frame.time is not None else "sample"
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for method, logits in predictions.items():
+        correct = logits.argmax(1) == labels
+        ax.plot(hours, np.cumsum(correct) / np.arange(1, len(labels) + 1), label=method, lw=1.2)
+    ax.set_ylim(0.3, 0.8)
+    ax.set(xlabel=xlabel, ylabel="cumulative accuracy", title=PLOTS["cumulative_accuracy.png"])
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "cumulative_accuracy.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    window = min(2_000, len(labels))
+    for method, logits in predictions.items():
+        smooth = moving_average(_log_loss(logits, labels), window)
+        ax.plot(hours[window - 1 :], smooth, label=method, lw=1.2)
+    ax.set(xlabel=xlabel, ylabel="log-loss", title=PLOTS["log_loss.png"])
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "log_loss.png", dpi=120)
+    plt.close(fig)
+
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(9, 5.5), sharex=True, gridspec_kw={"height_ratios": [2, 1]}
+    )
+    top.plot(hours, frame.mid, lw=0.8, color="black")
+    top.set(ylabel="mid-price ($)", title=PLOTS["mid_price.png"])
+    returns = np.r_[0.0, np.diff(np.log(frame.mid))] * 1e4
+    vol_window = min(1_000, len(returns))
+    volatility = np.sqrt(moving_average(returns**2, vol_window))
+    bottom.plot(hours[vol_window - 1 :], volatility, lw=0.8, color="tab:red")
+    bottom.set(xlabel=xlabel, ylabel=f"rms return\n(bp, {vol_window} events)")
+    for axis in (top, bottom):
+        axis.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "mid_price.png", dpi=120)
+    plt.close(fig)
+
+
+def write_report(out: Path, summary: dict[str, Any], table: pd.DataFrame) -> None:
+    """report.html: the setup, the results table and the plots, in one page."""
+    data, model = summary["data"], summary["model"]
+    shown = table.drop(
+        columns=[
+            c for c in table.columns if c.endswith("_last_half") and not c.startswith("accuracy")
+        ]
+    )
+    setup = (
+        f"{data['events']:,} events, {data['samples']:,} samples ({data['sampling']} sampling), "
+        f"{data['classes']}-class label, {len(data['features'])} causal features; "
+        f"label counts {data['label_counts']}; "
+        f"{data['revealed_for_training']:,} labels revealed for training. "
+        f"RNNs: {', '.join(model['cells'])} with {model['hidden']} units, "
+        f"{model['optimizer']} lr {model['lr']}, seed {model['seed']}."
+    )
+    figures = "\n".join(
+        f'<figure><img src="{name}" alt="{html.escape(title)}"><figcaption>'
+        f"{html.escape(title)}</figcaption></figure>"
+        for name, title in PLOTS.items()
+    )
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>streamgrad: LOB online prediction</title>
+<style>body{{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse;font-size:0.9em}}td,th{{border:1px solid #ccc;padding:4px 8px;
+text-align:right}}th{{background:#f3f3f3}}img{{max-width:100%}}</style></head><body>
+<h1>Online next mid-price move prediction</h1>
+<p>{html.escape(Path(data["orderbook"]).name)}</p>
+<p>{html.escape(setup)}</p>
+<p>Every method predicts each sample before learning from it, on the same stream, and learns a
+label only once it is revealed. Accuracy and log-loss over every labelled sample of the day,
+and accuracy over its second half.</p>
+{shown.to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="")}
+{figures}
+<p>Files: table.csv, metrics.csv (per {2_500:,}-sample chunk), predictions.parquet,
+summary.json.</p>
+</body></html>
+"""
+    (out / "report.html").write_text(page)
