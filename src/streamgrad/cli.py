@@ -6,6 +6,7 @@ stderr and exit with code 2, without a traceback.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streamgrad.config import TrainConfig, load_config_file, validate
-from streamgrad.errors import UserError
+from streamgrad.errors import DivergenceError, UserError
 
 app = typer.Typer(
     add_completion=False,
@@ -35,9 +36,14 @@ def _options(**values: Any) -> dict[str, Any]:
 
 @app.command()
 def train(
-    data: Annotated[Path, typer.Option(help="CSV or Parquet file, one example per row.")],
-    target: Annotated[str, typer.Option(help="Column to predict.")],
     out: Annotated[Path, typer.Option(help="Output folder (must not exist unless --force).")],
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV or Parquet file, one example per row (with --resume: taken from the run)."
+        ),
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="Column to predict.")] = None,
     inputs: Annotated[
         str | None,
         typer.Option(help="Comma-separated input columns (default: all but the target)."),
@@ -54,7 +60,10 @@ def train(
     ] = None,
     beta: Annotated[float | None, typer.Option(help="meanfield readout N^-beta.")] = None,
     algo: Annotated[
-        str | None, typer.Option(help="rtrl, rtrl:dense, tbptt, tbptt:TAU, tbptt:EVERY:TAU.")
+        str | None,
+        typer.Option(
+            help="rtrl, rtrl:dense, tbptt, tbptt:TAU, tbptt:EVERY:TAU, uoro, snap1, rflo."
+        ),
     ] = None,
     tau: Annotated[int | None, typer.Option(help="Truncation for --algo tbptt.")] = None,
     optimizer: Annotated[str | None, typer.Option(help="sgd, adam, rmsprop, adamw.")] = None,
@@ -69,16 +78,23 @@ def train(
     seed: Annotated[int | None, typer.Option(help="Seed of the initial parameters.")] = None,
     chunk: Annotated[int | None, typer.Option(help="Steps per jitted chunk.")] = None,
     dtype: Annotated[str | None, typer.Option(help="float32 or float64.")] = None,
+    checkpoint_every: Annotated[
+        int, typer.Option(help="Checkpoint at the first chunk end after this many steps.", min=1)
+    ] = 50_000,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --out from its newest valid checkpoint.")
+    ] = False,
     skip_invalid: Annotated[
         bool, typer.Option(help="Skip invalid rows (reported in summary.json) instead of stopping.")
     ] = False,
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
 ) -> None:
-    """Train online (predict, then learn) on a table; writes metrics.csv, summary.json, loss.png."""
+    """Train online (predict, then learn) on a table; writes metrics.csv, summary.json, loss.png,
+    and checkpoints/ from which --resume continues exactly."""
+    from streamgrad.checkpoint import config_hash, file_sha256
     from streamgrad.data.tabular import read_table
     from streamgrad.reporting import (
         chunk_table,
-        file_sha256,
         plot_losses,
         prepare_output_dir,
         versions,
@@ -106,13 +122,90 @@ def train(
             dtype=dtype,
         )
     )
+    run_file = out / "run.json"
+    if resume:
+        if not run_file.is_file():
+            raise UserError(f"{out}: no run to resume (run.json missing)")
+        run = json.loads(run_file.read_text())
+        stored_config = run["config"]
+        for key, value in values.items():
+            if stored_config.get(key) != value:
+                raise UserError(
+                    f"--resume: --{key.replace('_', '-')} {value!r} differs from "
+                    f"the run being resumed ({stored_config.get(key)!r})"
+                )
+        source = run["data"]
+        given = _options(
+            data=str(data) if data else None,
+            target=target,
+            inputs=inputs,
+            task=task if task != "auto" else None,
+        )
+        for key, value in given.items():
+            if source.get(key) != value:
+                raise UserError(
+                    f"--resume: --{key} {value!r} differs from the run being "
+                    f"resumed ({source.get(key)!r})"
+                )
+        values = run["options"]
+        data, target, inputs, task = (
+            Path(source["data"]),
+            source["target"],
+            source["inputs"],
+            source["task"],
+        )
+        skip_invalid = source["skip_invalid"]
+    elif data is None or target is None:
+        raise UserError("train needs --data and --target (or --resume)")
     settings = validate(TrainConfig, values, str(config) if config else "option")
     if task not in ("regression", "classification", "auto"):
         raise UserError(f"--task: unknown task {task!r}; use regression, classification or auto")
     columns = [c.strip() for c in inputs.split(",")] if inputs else None
     stream = read_table(data, target, columns, task=task, skip_invalid=skip_invalid)  # type: ignore[arg-type]
-    out = prepare_output_dir(out, force=force)
-    result = train_on_stream(settings, stream, progress=True)
+    data_hash = file_sha256(data)
+    expect = {"config_hash": config_hash(settings.model_dump()), "data_sha256": data_hash}
+    if not resume:
+        prepare_output_dir(out, force=force)
+        write_json(
+            run_file,
+            {
+                "config": settings.model_dump(),
+                "options": values,
+                "data": {
+                    "data": str(data),
+                    "target": target,
+                    "inputs": inputs,
+                    "task": task,
+                    "skip_invalid": skip_invalid,
+                },
+                **expect,
+            },
+        )
+    try:
+        result = train_on_stream(
+            settings,
+            stream,
+            progress=True,
+            checkpoints=out / "checkpoints",
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            expect=expect,
+        )
+    except DivergenceError as error:
+        write_json(
+            out / "summary.json",
+            {
+                "config": settings.model_dump(),
+                "diverged": {
+                    "step": error.step,
+                    "what": error.what,
+                    "message": str(error),
+                    "last_checkpoint": str(out / "checkpoints"),
+                },
+                "versions": versions(),
+            },
+        )
+        raise
     chunk_table({result.label: result.history}).to_csv(out / "metrics.csv", index=False)
     plot_losses(
         out / "loss.png",
@@ -124,7 +217,7 @@ def train(
         **result.summary,
         "data": {
             "file": str(data),
-            "sha256": file_sha256(data),
+            "sha256": data_hash,
             "target": target,
             "inputs": list(stream.input_names),
             "rows": len(stream),
@@ -132,13 +225,14 @@ def train(
             "skipped_rows": len(stream.skipped_rows),
             "first_skipped_rows": list(stream.skipped_rows[:20]),
         },
+        "resumed": resume,
         "versions": versions(),
     }
     write_json(out / "summary.json", summary)
     last = summary["last_10_percent"]
-    shown = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "steps")
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k not in ("steps", "labelled"))
     console.print(f"last 10% of the stream: {shown}; {summary['steps_per_second']:.0f} steps/s")
-    console.print(f"results in {out}/ (metrics.csv, summary.json, loss.png)")
+    console.print(f"results in {out}/ (metrics.csv, summary.json, loss.png, checkpoints/)")
 
 
 @app.command()

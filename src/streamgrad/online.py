@@ -121,19 +121,26 @@ class OnlineLearner:
         chunk_size: int = 10_000,
         progress: bool = False,
         description: str = "training",
-        on_chunk: Callable[[LearnerState, ChunkRecord], None] | None = None,
+        on_chunk: Callable[[LearnerState, History], None] | None = None,
+        history: History | None = None,
     ) -> tuple[LearnerState, History]:
-        """Walk the stream in chunks. Raises DivergenceError at the first non-finite loss."""
+        """Walk the stream inputs (T, d), targets (T,) in chunks; `on_chunk(state, history)` is
+        called after each. With `history` (of a run that stopped after len(history.losses)
+        steps, at a chunk boundary) the walk continues from there, so a resumed run computes
+        exactly the chunks the uninterrupted one would have.
+        Raises DivergenceError at the first non-finite loss, or when the parameters or the
+        algorithm's state (influence matrix, buffers) stop being finite."""
         dtype = jax.tree_util.tree_leaves(state.params)[0].dtype
         inputs = np.asarray(inputs, dtype)
         targets = np.asarray(targets, np.int32 if self.classification else dtype)
-        total = len(inputs)
-        start_step = int(state.step)
-        losses, outputs, chunks = [], [], []
-        loss_sum, seen, wall = 0.0, 0, 0.0
+        history = history or History(np.zeros(0, dtype), np.zeros((0, 0), dtype), [], 0.0)
+        losses, outputs = [history.losses], [history.outputs] if len(history.losses) else []
+        chunks, wall = list(history.chunks), history.wall_seconds
+        position, total = len(history.losses), len(inputs)
+        loss_sum = float(np.sum(history.losses, dtype=np.float64))
         with _progress(progress) as bar:
-            task = bar.add_task(description, total=total)
-            for begin in range(0, total, chunk_size):
+            task = bar.add_task(description, total=total, completed=position)
+            for begin in range(position, total, chunk_size):
                 end = min(begin + chunk_size, total)
                 tic = time.perf_counter()
                 state, (chunk_losses, chunk_outputs) = self.run(
@@ -142,35 +149,55 @@ class OnlineLearner:
                 chunk_losses = np.asarray(chunk_losses)
                 elapsed = time.perf_counter() - tic
                 wall += elapsed
-                bad = np.flatnonzero(~np.isfinite(chunk_losses))
-                if bad.size:
-                    raise DivergenceError(start_step + begin + int(bad[0]) + 1, "the loss")
+                _check_finite(chunk_losses, state, begin)
                 chunk_outputs = np.asarray(chunk_outputs)
-                loss_sum += float(chunk_losses.sum())
-                seen += end - begin
+                loss_sum += float(chunk_losses.sum(dtype=np.float64))
                 accuracy = (
                     _accuracy(chunk_outputs, targets[begin:end])
                     if self.classification
                     else float("nan")
                 )
-                record = ChunkRecord(
-                    start_step + end,
-                    float(chunk_losses.mean()),
-                    loss_sum / seen,
-                    accuracy,
-                    (end - begin) / elapsed,
+                chunks.append(
+                    ChunkRecord(
+                        end,
+                        float(chunk_losses.mean()),
+                        loss_sum / end,
+                        accuracy,
+                        (end - begin) / elapsed,
+                    )
                 )
                 losses.append(chunk_losses)
                 outputs.append(chunk_outputs)
-                chunks.append(record)
                 bar.update(
                     task,
                     advance=end - begin,
-                    description=f"{description} loss {record.running_loss:.4g}",
+                    description=f"{description} loss {chunks[-1].running_loss:.4g}",
                 )
                 if on_chunk is not None:
-                    on_chunk(state, record)
+                    on_chunk(
+                        state,
+                        History(np.concatenate(losses), np.concatenate(outputs), chunks, wall),
+                    )
         return state, History(np.concatenate(losses), np.concatenate(outputs), chunks, wall)
+
+
+def _check_finite(losses: np.ndarray, state: LearnerState, offset: int) -> None:
+    """Raise DivergenceError naming the (1-based) step of the first non-finite loss, or the
+    chunk's last step when the parameters or the algorithm's state went non-finite."""
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if bad.size:
+        raise DivergenceError(offset + int(bad[0]) + 1, "the loss")
+    for what, tree in (
+        ("a parameter", state.params),
+        ("the gradient algorithm's state (influence matrix or buffers)", state.algo_state),
+    ):
+        leaves = [
+            leaf
+            for leaf in jax.tree_util.tree_leaves(tree)
+            if jnp.issubdtype(leaf.dtype, jnp.inexact)
+        ]
+        if leaves and not all(bool(jnp.isfinite(leaf).all()) for leaf in leaves):
+            raise DivergenceError(offset + len(losses), what)
 
 
 def _accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from streamgrad.checkpoint import load_checkpoint, save_checkpoint
 from streamgrad.config import TrainConfig
 from streamgrad.data.dataset import Stream
 from streamgrad.errors import UserError
@@ -103,12 +104,57 @@ def train_on_stream(
     *,
     label: str | None = None,
     progress: bool = False,
-    on_chunk: Callable[[LearnerState, ChunkRecord], None] | None = None,
+    checkpoints: Path | None = None,
+    checkpoint_every: int = 50_000,
+    resume: bool = False,
+    expect: dict[str, Any] | None = None,
 ) -> RunResult:
     """Prequential online training over the whole stream, then a summary with the metrics over
-    the whole stream and over its last 10%."""
+    the whole stream and over its last 10%.
+
+    With `checkpoints` (a folder), the run saves an atomic checkpoint at the first chunk end
+    after every `checkpoint_every` steps and at the end: learner state (parameters, optimizer,
+    hidden state, influence/buffers), the per-step losses and outputs so far, the chunk
+    records, and `expect` (config and data hashes). `resume=True` continues from the newest
+    valid checkpoint, refusing one whose `expect` values differ; the result equals that of an
+    uninterrupted run bitwise (same machine).
+    """
     label = label or config.algorithm_spec
     learner, state = build_learner(config, stream.input_dim, stream.n_classes)
+    history = None
+    width = stream.n_classes or 1
+    dtype = jax.tree_util.tree_leaves(state.params)[0].dtype
+    if resume:
+        if checkpoints is None:
+            raise UserError("resume needs a checkpoint folder")
+        template = (state, np.zeros(len(stream), dtype), np.zeros((len(stream), width), dtype))
+        (state, losses, outputs), meta = load_checkpoint(checkpoints, template, expect=expect)
+        done = int(meta["position"])
+        history = History(
+            losses[:done],
+            outputs[:done],
+            [ChunkRecord(*c) for c in meta["chunks"]],
+            float(meta["wall_seconds"]),
+        )
+    last_saved = len(history.losses) if history else 0
+
+    def save(current: LearnerState, so_far: History) -> None:
+        nonlocal last_saved
+        position = len(so_far.losses)
+        if position - last_saved < checkpoint_every and position < len(stream):
+            return
+        losses = np.zeros(len(stream), dtype)
+        outputs = np.zeros((len(stream), width), dtype)
+        losses[:position], outputs[:position] = so_far.losses, so_far.outputs
+        metadata = {
+            **(expect or {}),
+            "position": position,
+            "wall_seconds": so_far.wall_seconds,
+            "chunks": [list(c) for c in so_far.chunks],
+        }
+        save_checkpoint(checkpoints, (current, losses, outputs), metadata=metadata, step=position)
+        last_saved = position
+
     state, history = learner.fit(
         state,
         stream.inputs,
@@ -116,7 +162,8 @@ def train_on_stream(
         chunk_size=config.chunk,
         progress=progress,
         description=label,
-        on_chunk=on_chunk,
+        on_chunk=save if checkpoints is not None else None,
+        history=history,
     )
     tail = max(1, len(stream) // 10)
     summary = {

@@ -28,12 +28,13 @@ import numpy as np
 import optax
 import pandas as pd
 
+from streamgrad.checkpoint import file_sha256
 from streamgrad.config import TrainConfig
 from streamgrad.data.lob_features import FeatureFrame, lob_stream
 from streamgrad.data.lobster import read_lobster
 from streamgrad.experiments.lob_report import write_plots, write_report
 from streamgrad.optim import make_optimizer, make_schedule
-from streamgrad.reporting import file_sha256, versions, write_json
+from streamgrad.reporting import versions, write_json
 from streamgrad.training import classification_metrics, train_on_stream
 
 CHUNK_EVENTS = 2_500
