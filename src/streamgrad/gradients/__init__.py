@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from streamgrad.gradients.alignment import alignment_summary, shadowed
 from streamgrad.gradients.base import OnlineAlgorithm, StepResult, accumulate_gradient
 from streamgrad.gradients.bptt import bptt_gradient, sequence_loss
+from streamgrad.gradients.rflo import rflo
 from streamgrad.gradients.rtrl import rtrl
+from streamgrad.gradients.snap import snap1
 from streamgrad.gradients.tbptt import tbptt
+from streamgrad.gradients.uoro import uoro
 from streamgrad.model import Model
 
 
 def make_algorithm(spec: str, model: Model) -> OnlineAlgorithm:
-    """Parse 'rtrl', 'rtrl:dense', 'tbptt:TAU' or 'tbptt:EVERY:TAU' into an algorithm."""
+    """Parse 'rtrl', 'rtrl:dense', 'tbptt:TAU', 'tbptt:EVERY:TAU', 'uoro', 'uoro:SEED',
+    'snap1', 'rflo' or 'rflo:DECAY' into an algorithm."""
     name, _, rest = spec.partition(":")
     if name == "rtrl":
         return rtrl(model, path=rest or "auto")  # type: ignore[arg-type]
@@ -21,16 +26,35 @@ def make_algorithm(spec: str, model: Model) -> OnlineAlgorithm:
         if len(numbers) == 1:
             return tbptt(model, int(numbers[0]))
         return tbptt(model, int(numbers[1]), every=int(numbers[0]))
-    raise ValueError(f"unknown algorithm {spec!r}; use rtrl or tbptt:TAU")
+    if name == "uoro":
+        if rest and not rest.isdigit():
+            raise ValueError(f"bad UORO spec {spec!r}; use uoro or uoro:SEED")
+        return uoro(model, seed=int(rest or 0))
+    if name == "snap1" and not rest:
+        return snap1(model)
+    if name == "rflo":
+        try:
+            decay = float(rest or 0.0)
+        except ValueError:
+            raise ValueError(f"bad RFLO spec {spec!r}; use rflo or rflo:DECAY") from None
+        return rflo(model, decay=decay)
+    raise ValueError(
+        f"unknown algorithm {spec!r}; use rtrl, tbptt:TAU, uoro[:SEED], snap1 or rflo[:DECAY]"
+    )
 
 
 __all__ = [
     "OnlineAlgorithm",
     "StepResult",
     "accumulate_gradient",
+    "alignment_summary",
     "bptt_gradient",
     "make_algorithm",
+    "rflo",
     "rtrl",
     "sequence_loss",
+    "shadowed",
+    "snap1",
     "tbptt",
+    "uoro",
 ]

@@ -1,0 +1,129 @@
+"""SnAp-1, the sparse one-step approximation of RTRL (Menick et al. 2020).
+
+SnAp-n keeps only the entries of the influence matrix J_k = dS_k/dpsi (N x P, see rtrl.py)
+that n steps of the recurrence can make nonzero, and drops the others after every step:
+
+    J_{k+1} = (D_k J_k + I_k) ⊙ M,    D_k = dS_{k+1}/dS_k,  I_k = dS_{k+1}/dpsi,
+
+with M the sparsity pattern of I_k for n = 1. For a row-local leaf (cells/base.py) I_k is
+nonzero only on the diagonal blocks I_k[i, (i, q)], q running over row i of the leaf, and
+((D J) ⊙ M)[i, (i, q)] = D[i, i] J[i, (i, q)]. So SnAp-1 keeps one row of sensitivities per
+unit, E[i, q] = J[i, (i, q)], stored in the leaf's own layout, and computes
+
+    E_{k+1}[i, q]    = D_k[i, i] E_k[i, q] + I_k[i, (i, q)]     (immediate term: one vjp of 1)
+    dl_k/dpsi[i, q]  = delta_k[i] E_{k+1}[i, q],                 delta_k = dl_k/dS_{k+1},
+    dl_k/dtheta      = (dpsi/dtheta)^T dl_k/dpsi                 (one vjp through `effective`).
+
+Leaves that are not row-local (the GRU reset gate, the shared meanfield B) have dense columns
+in I_k, so their SnAp-1 pattern is the full column block and keeping it would be dense RTRL on
+those leaves (O(N^2) work per parameter). They are truncated to the immediate term instead,
+J_{k+1}[:, c] = I_k[:, c], so their gradient is delta_k^T I_k[:, c]: one vjp, nothing stored.
+
+diag(D_k) by the cell's structure:
+* elementwise: D_k is diagonal, so diag(D_k) = D_k 1, one jvp. SnAp-1 then keeps every
+  nonzero entry of J and equals exact RTRL.
+* memory: D_k = p w with p = df/du (N x r), w = dm/dS (r x N); diag(D_k)_i = sum_r p_ir w_ri,
+  r jvps and r vjps.
+* dense: a Jacobian's diagonal costs as much as the Jacobian in general (there is no
+  one-pass trick for a black-box step), so D_k is formed by N jvps (one batched forward pass
+  of width N) and its diagonal kept. A cell-provided per-unit derivative would remove this.
+
+Per step: memory O(P); time O(P) for elementwise cells, O(r P) for memory cells and
+O(N cost(F)) for dense cells (O(N P) for Elman), against O(N^2 P) for dense RTRL.
+
+SnAp-2 is not provided: its pattern is that of D_k I_k, and for every cell here whose
+recurrence is not diagonal (Elman, GRU, meanfield dense and shared) D_k has no structural
+zeros, so the pattern is the full N x P matrix and SnAp-2 would be exact RTRL at its full
+cost. It pays off only for sparse recurrences, which no cell here has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from streamgrad.cells import Cell, Params
+from streamgrad.gradients.base import OnlineAlgorithm, StepResult, zeros_like_tree
+from streamgrad.gradients.rtrl import _expand, _loss_and_delta
+from streamgrad.model import Model, ModelParams
+
+ImmediateVjp = Callable[[jax.Array], tuple[Params]]
+
+
+def recurrence_diagonal(cell: Cell, weights: Params, hidden: jax.Array, x: jax.Array) -> jax.Array:
+    """diag(dS_{k+1}/dS_k), shape (N,): exact for every structure (cost in the module doc)."""
+    if cell.structure == "elementwise":
+        _, row_sums = jax.jvp(
+            lambda s: cell.step(weights, s, x), (hidden,), (jnp.ones_like(hidden),)
+        )
+        return row_sums  # D 1, the diagonal when D is diagonal
+    if cell.structure == "memory":
+        memory, step_from_memory = cell.memory, cell.step_from_memory
+        assert memory is not None and step_from_memory is not None
+        u, memory_vjp = jax.vjp(lambda s: memory(weights, s), hidden)
+        p = jax.jacfwd(lambda m: step_from_memory(weights, m, x))(u)  # (N, r)
+        (w,) = jax.vmap(memory_vjp)(jnp.eye(u.shape[0], dtype=u.dtype))  # (r, N)
+        return jnp.einsum("ir,ri->i", p, w)
+    return jnp.diagonal(jax.jacfwd(lambda s: cell.step(weights, s, x))(hidden))
+
+
+def trace_step(
+    cell: Cell,
+    weights: Params,
+    hidden: jax.Array,
+    x: jax.Array,
+    traces: Params,
+    retention: jax.Array,
+) -> tuple[jax.Array, Params, ImmediateVjp]:
+    """S_{k+1} and the per-unit traces E_{k+1}[i] = retention_i E_k[i] + I_k[i, block i] of the
+    row-local leaves, plus the vjp of the step in psi (for the leaves kept immediate-only)."""
+    new_hidden, immediate_vjp = jax.vjp(lambda w: cell.step(w, hidden, x), weights)
+    (immediate,) = immediate_vjp(jnp.ones_like(new_hidden))
+    traces = {name: _expand(retention, e) * e + immediate[name] for name, e in traces.items()}
+    return new_hidden, traces, immediate_vjp
+
+
+def trace_gradient(
+    weights: Params, traces: Params, immediate_vjp: ImmediateVjp, signal: jax.Array
+) -> Params:
+    """Gradient in psi: signal_i E[i] on the traced (row-local) leaves and signal^T I_k on the
+    other leaves (immediate term only)."""
+    grads = {name: _expand(signal, e) * e for name, e in traces.items()}
+    if len(traces) < len(weights):
+        (direct,) = immediate_vjp(signal)
+        grads.update({name: g for name, g in direct.items() if name not in traces})
+    return grads
+
+
+def initial_traces(cell: Cell, params: ModelParams) -> Params:
+    """E_0 = 0 for the row-local leaves (S_0 does not depend on psi)."""
+    weights = cell.effective(params["cell"])
+    return {name: jnp.zeros_like(weights[name]) for name in cell.row_local}
+
+
+def no_pending(params: ModelParams, state: object) -> tuple[ModelParams, bool]:
+    """`flush` of an every-step algorithm: it never holds a pending gradient."""
+    return zeros_like_tree(params), False
+
+
+def snap1(model: Model) -> OnlineAlgorithm:
+    """SnAp-1 for any cell: per-unit traces for row-local leaves, immediate-only otherwise."""
+    cell = model.cell
+
+    def init(params: ModelParams, hidden: jax.Array) -> Params:
+        return initial_traces(cell, params)
+
+    def step(
+        params: ModelParams, hidden: jax.Array, traces: Params, x: jax.Array, y: jax.Array
+    ) -> StepResult:
+        weights, pullback = jax.vjp(cell.effective, params["cell"])
+        retention = recurrence_diagonal(cell, weights, hidden, x)
+        new_hidden, traces, immediate_vjp = trace_step(cell, weights, hidden, x, traces, retention)
+        loss, output, g_readout, delta = _loss_and_delta(model, params["readout"], new_hidden, y)
+        (g_cell,) = pullback(trace_gradient(weights, traces, immediate_vjp, delta))
+        grads = {"cell": g_cell, "readout": g_readout}
+        return StepResult(new_hidden, traces, output, loss, grads, True)
+
+    return OnlineAlgorithm("snap1", model, init, step, no_pending, every_step=True)
