@@ -254,3 +254,15 @@ def test_console_script_exits_2_without_traceback(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error:") and "Traceback" not in result.stderr
+
+
+def test_alignment_experiment_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "align"
+    code, err = run_cli(
+        ["experiment", "alignment", "--steps", "400", "--hidden", "4", "--out", str(out)], capsys
+    )
+    assert code == 0, err
+    rows = {r["method"]: r for r in json.loads((out / "summary.json").read_text())["results"]}
+    assert rows["rtrl"]["cosine"] == pytest.approx(1.0, abs=1e-5)
+    assert rows["rtrl"]["relative_error"] == pytest.approx(0.0, abs=1e-5)
+    assert rows["snap1"]["cosine"] < 0.99 and rows["snap1"]["steps"] > 0

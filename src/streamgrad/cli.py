@@ -317,6 +317,24 @@ def rtrl_vs_tbptt(
     console.print(f"results in {out}/ (table.csv, metrics.csv, summary.json, comparison.png)")
 
 
+@app.command()
+def bench(
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the results as JSON to this file.")
+    ] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write the time-per-step plot (PNG).")] = None,
+    cores: Annotated[
+        str | None, typer.Option(help="Pin to these CPU cores, e.g. 0 or 0,1 (before JAX starts).")
+    ] = None,
+    quick: Annotated[bool, typer.Option(help="A tiny grid, for a smoke test.")] = False,
+) -> None:
+    """Time every cell x algorithm x N per online step against the (N x N) @ (N x P) bound."""
+    from streamgrad.bench import bench_main
+
+    pinned = _numbers(cores, int, "--cores") if cores else None
+    bench_main(json_path, plot, pinned, quick)
+
+
 BUNDLED_DAY = "AMZN_2012-06-21_34200000_57600000_{}_1.csv"
 
 
@@ -410,6 +428,26 @@ def lob(
         f"results in {out}/ (report.html, table.csv, metrics.csv, "
         "predictions.parquet, summary.json, plots)"
     )
+
+
+@experiment_app.command("alignment")
+def alignment(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("results/alignment"),
+    steps: Annotated[int, typer.Option(help="Stream length.", min=100)] = 50_000,
+    hidden: Annotated[int, typer.Option(help="Hidden units.", min=1)] = 32,
+    lr: Annotated[float, typer.Option(help="SGD learning rate.", min=1e-12)] = 0.01,
+    seed: Annotated[int, typer.Option(help="Seed of data and parameters.")] = 0,
+    force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
+) -> None:
+    """Cosine and relative error of UORO, SnAp-1, RFLO, TBPTT(1) against an exact RTRL shadow
+    on the Add task."""
+    from streamgrad.experiments import alignment as experiment
+    from streamgrad.reporting import prepare_output_dir
+
+    out = prepare_output_dir(out, force=force)
+    summary = experiment.run(out, steps=steps, hidden=hidden, lr=lr, seed=seed, progress=True)
+    Console(soft_wrap=True).print(experiment.table_text(summary))
+    console.print(f"results in {out}/ (table.csv, summary.json, loss.png)")
 
 
 def _numbers(text: str, kind: type, option: str) -> list[Any]:
