@@ -52,7 +52,13 @@ def test_train_writes_metrics_summary_and_plot(
         capsys,
     )
     assert code == 0, err
-    assert {p.name for p in out.iterdir()} == {"metrics.csv", "summary.json", "loss.png"}
+    assert {p.name for p in out.iterdir()} == {
+        "metrics.csv",
+        "summary.json",
+        "loss.png",
+        "run.json",
+        "checkpoints",
+    }
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 600
     assert summary["data"]["rows"] == 600 and len(summary["data"]["sha256"]) == 64
