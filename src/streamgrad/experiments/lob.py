@@ -32,12 +32,14 @@ from streamgrad.checkpoint import file_sha256
 from streamgrad.config import TrainConfig
 from streamgrad.data.lob_features import FeatureFrame, lob_stream
 from streamgrad.data.lobster import read_lobster
+from streamgrad.errors import UserError
 from streamgrad.experiments.lob_report import write_plots, write_report
 from streamgrad.optim import make_optimizer, make_schedule
 from streamgrad.reporting import versions, write_json
 from streamgrad.training import classification_metrics, train_on_stream
 
 CHUNK_EVENTS = 2_500
+MIN_SAMPLES = 10
 
 
 def revealed_targets(labels: np.ndarray, mid: np.ndarray, classes: int) -> np.ndarray:
@@ -165,6 +167,9 @@ def run(
     day = read_lobster(orderbook, message, levels=levels, skip_invalid=skip_invalid)
     stream, frame = lob_stream(day, sampling=sampling, dt=dt, classes=classes)  # type: ignore[arg-type]
     labels = stream.targets
+    if len(labels) < MIN_SAMPLES:
+        raise UserError(f"{orderbook}: only {len(labels)} labelled samples; the online "
+                        f"comparison needs at least {MIN_SAMPLES}")
     n_classes = int(stream.n_classes or classes)
     train_targets = revealed_targets(labels, frame.mid, classes)
     training = stream.__class__(
