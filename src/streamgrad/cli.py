@@ -369,6 +369,7 @@ def lob(
         int,
         typer.Option(
             "--classes",
+            "--label",
             help="2: direction of the next mid change; 3: down/unchanged/up at the next sample.",
         ),
     ] = 2,
