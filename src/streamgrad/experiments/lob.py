@@ -168,8 +168,10 @@ def run(
     stream, frame = lob_stream(day, sampling=sampling, dt=dt, classes=classes)  # type: ignore[arg-type]
     labels = stream.targets
     if len(labels) < MIN_SAMPLES:
-        raise UserError(f"{orderbook}: only {len(labels)} labelled samples; the online "
-                        f"comparison needs at least {MIN_SAMPLES}")
+        raise UserError(
+            f"{orderbook}: only {len(labels)} labelled samples; the online "
+            f"comparison needs at least {MIN_SAMPLES}"
+        )
     n_classes = int(stream.n_classes or classes)
     train_targets = revealed_targets(labels, frame.mid, classes)
     training = stream.__class__(
