@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -476,10 +475,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
 
 
-# Recent typer releases vendor click; older ones raise click's own exceptions.
-_EXITS = (typer.Exit, click.exceptions.Exit)
-_ABORTS = (typer.Abort, click.exceptions.Abort)
-_USAGE_ERRORS = (click.ClickException, getattr(typer, "TyperException", click.ClickException))
+# typer raises click's exceptions (recent releases vendor click inside typer, so click may not
+# be installed at all): find the base class of usage errors through typer's own BadParameter.
+_EXITS = (typer.Exit,)
+_ABORTS = (typer.Abort,)
+_USAGE_ERRORS = tuple(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 if __name__ == "__main__":
