@@ -28,12 +28,15 @@ from streamgrad.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from streamgrad.config import TrainConfig
+from streamgrad.data.synthetic import add_task
 from streamgrad.errors import UserError
 from streamgrad.gradients import make_algorithm
 from streamgrad.gradients.tbptt import TBPTTState
 from streamgrad.model import make_model
 from streamgrad.online import LearnerState, OnlineLearner
 from streamgrad.optim import make_optimizer, make_schedule
+from streamgrad.training import train_on_stream
 
 SPECS = ["rtrl", "tbptt:5"]
 _RNG = np.random.default_rng(0)
@@ -180,6 +183,23 @@ def test_resume_matches_uninterrupted_run(spec: str, tmp_path: Path) -> None:
     assert_bitwise_equal(second, straight)
     losses = np.concatenate([first_history.losses, second_history.losses])
     assert losses.tobytes() == straight_history.losses.tobytes()
+
+
+def test_resume_keeps_the_lowered_learning_rate_and_the_backoff_record(tmp_path: Path) -> None:
+    """lr 0.5 diverges near step 180; after resuming from a checkpoint taken after the
+    back-off, the run must go on with the lowered rate and still report the back-off."""
+    config = TrainConfig(hidden=8, lr=0.5, lr_backoff=0.5, chunk=100)
+    stream = add_task(1500, seed=5)
+    straight = train_on_stream(config, stream, checkpoints=tmp_path, checkpoint_every=100)
+    assert straight.summary["lr_backoffs"]
+    newest = sorted(tmp_path.glob("checkpoint-*.npz"))[-1]
+    newest.unlink()  # as if killed before the last save: resume from step 1400
+    resumed = train_on_stream(
+        config, stream, checkpoints=tmp_path, checkpoint_every=100, resume=True
+    )
+    assert resumed.summary["lr_backoffs"] == straight.summary["lr_backoffs"]
+    assert resumed.history.losses.tobytes() == straight.history.losses.tobytes()
+    assert_bitwise_equal(resumed.state, straight.state)
 
 
 # --- corruption and fallback -------------------------------------------------------------

@@ -202,6 +202,24 @@ def test_divergence_is_a_user_error(
         capsys,
     )
     assert code == 2 and "diverged at step" in err
+    summary = json.loads((tmp_path / "d" / "summary.json").read_text())
+    assert summary["diverged"]["step"] >= 1
+
+
+def test_lr_backoff_recovers_a_diverging_run(
+    table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "b"
+    args = ["train", "--data", str(table), "--target", "y", "--algo", "rtrl", "--hidden", "4"]
+    code, err = run_cli([*args, "--lr", "1e4", "--out", str(tmp_path / "a")], capsys)
+    assert code == 2 and "diverged" in err
+    code, err = run_cli(
+        [*args, "--lr", "1e4", "--lr-backoff", "0.01", "--max-backoffs", "6", "--out", str(out)],
+        capsys,
+    )
+    assert code == 0, err
+    backoffs = json.loads((out / "summary.json").read_text())["lr_backoffs"]
+    assert 1 <= len(backoffs) <= 6 and backoffs[-1]["lr_scale"] < 1
 
 
 def test_gradcheck_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

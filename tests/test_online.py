@@ -11,8 +11,8 @@ from streamgrad.data.synthetic import add_task
 from streamgrad.errors import DivergenceError
 from streamgrad.gradients import make_algorithm
 from streamgrad.model import make_model
-from streamgrad.online import OnlineLearner, StreamLearner
-from streamgrad.optim import make_optimizer, make_schedule, robbins_monro
+from streamgrad.online import LrBackoff, OnlineLearner, StreamLearner
+from streamgrad.optim import make_optimizer, make_schedule, robbins_monro, with_lr_scale
 
 
 def learner_for(
@@ -100,6 +100,52 @@ def test_divergence_is_reported_with_its_step() -> None:
     learner, state = learner_for("tbptt:50", lr=50.0)
     with pytest.raises(DivergenceError, match=r"diverged at step \d+"):
         learner.fit(state, stream.inputs, stream.targets * 1e3, chunk_size=500)
+
+
+def backoff_learner(lr: float) -> tuple[OnlineLearner, object]:
+    learner, state = learner_for("rtrl", lr=lr)
+    scaled = OnlineLearner(learner.algorithm, with_lr_scale(learner.optimizer))
+    return scaled, scaled.init(state.params)
+
+
+def test_lr_backoff_reruns_the_chunk_with_a_lower_learning_rate() -> None:
+    """lr 0.5 diverges, and so does 0.25; each back-off restarts the single chunk from the
+    initial state with half the learning rate, so the run equals one made with lr 0.125."""
+    stream = add_task(1500, seed=5)
+    learner, state = backoff_learner(0.5)
+    with pytest.raises(DivergenceError):
+        learner.fit(state, stream.inputs, stream.targets, chunk_size=1500)
+    learner, state = backoff_learner(0.5)
+    _, history = learner.fit(
+        state, stream.inputs, stream.targets, chunk_size=1500, backoff=LrBackoff(0.5, 3)
+    )
+    assert [scale for _, scale in history.backoffs] == [0.5, 0.25]
+    assert history.backoffs[0][0] < history.backoffs[1][0]
+    plain, plain_state = learner_for("rtrl", lr=0.125)
+    _, expected = plain.fit(plain_state, stream.inputs, stream.targets, chunk_size=1500)
+    np.testing.assert_allclose(history.losses, expected.losses, rtol=1e-10)
+
+
+def test_lr_backoff_keeps_earlier_chunks_and_gives_up_after_max_times() -> None:
+    stream = add_task(1500, seed=5)
+    learner, state = backoff_learner(0.5)
+    with pytest.raises(DivergenceError, match="after 1 learning-rate back-offs"):
+        learner.fit(state, stream.inputs, stream.targets, chunk_size=100, backoff=LrBackoff(0.5, 1))
+    learner, state = backoff_learner(0.5)
+    _, history = learner.fit(
+        state, stream.inputs, stream.targets, chunk_size=100, backoff=LrBackoff(0.5, 3)
+    )
+    first_divergence = history.backoffs[0][0]
+    assert first_divergence > 100  # so the first chunk is kept as run with lr 0.5
+    plain, plain_state = learner_for("rtrl", lr=0.5)
+    _, head = plain.fit(plain_state, stream.inputs[:100], stream.targets[:100], chunk_size=100)
+    np.testing.assert_allclose(history.losses[:100], head.losses, rtol=1e-10)
+    # without divergence the multiplier (1) changes nothing beyond rounding
+    learner, state = backoff_learner(0.05)
+    _, scaled = learner.fit(state, stream.inputs, stream.targets, chunk_size=500)
+    plain, plain_state = learner_for("rtrl", lr=0.05)
+    _, expected = plain.fit(plain_state, stream.inputs, stream.targets, chunk_size=500)
+    np.testing.assert_allclose(scaled.losses, expected.losses, rtol=1e-10)
 
 
 def test_robbins_monro_schedule() -> None:

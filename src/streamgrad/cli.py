@@ -74,6 +74,11 @@ def train(
     k0: Annotated[float | None, typer.Option(help="Robbins-Monro k0.")] = None,
     rho: Annotated[float | None, typer.Option(help="Robbins-Monro rho in (1/2, 1].")] = None,
     clip: Annotated[float | None, typer.Option(help="Clip gradients to this global norm.")] = None,
+    lr_backoff: Annotated[
+        float | None,
+        typer.Option(help="On divergence, rerun the chunk with the learning rate times this."),
+    ] = None,
+    max_backoffs: Annotated[int | None, typer.Option(help="Give up after this many.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the initial parameters.")] = None,
     chunk: Annotated[int | None, typer.Option(help="Steps per jitted chunk.")] = None,
     dtype: Annotated[str | None, typer.Option(help="float32 or float64.")] = None,
@@ -116,6 +121,8 @@ def train(
             k0=k0,
             rho=rho,
             clip=clip,
+            lr_backoff=lr_backoff,
+            max_backoffs=max_backoffs,
             seed=seed,
             chunk=chunk,
             dtype=dtype,
@@ -198,6 +205,7 @@ def train(
                 "diverged": {
                     "step": error.step,
                     "what": error.what,
+                    "lr_backoffs_taken": error.backoffs,
                     "message": str(error),
                     "last_checkpoint": str(out / "checkpoints"),
                 },

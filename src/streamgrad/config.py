@@ -33,6 +33,8 @@ class TrainConfig(BaseModel):
     rho: float = Field(0.75, gt=0.5, le=1.0)
     decay_steps: int = Field(100_000, ge=1)
     clip: float | None = Field(None, gt=0.0)  # global-norm gradient clipping
+    lr_backoff: float | None = Field(None, gt=0.0, lt=1.0)  # on divergence: lr *= this, retry
+    max_backoffs: int = Field(3, ge=1)  # then give up
     seed: int = 0
     chunk: int = Field(10_000, ge=1)  # steps per jitted scan between progress updates
     dtype: Literal["float32", "float64"] = "float32"

@@ -41,6 +41,7 @@ class DataError(UserError):
 class DivergenceError(UserError):
     """The run produced NaN/inf (loss, gradient or influence) at a known step."""
 
-    def __init__(self, step: int, what: str) -> None:
-        super().__init__(f"run diverged at step {step}: {what} is not finite")
-        self.step, self.what = step, what
+    def __init__(self, step: int, what: str, backoffs: int = 0) -> None:
+        after = f" (after {backoffs} learning-rate back-offs)" if backoffs else ""
+        super().__init__(f"run diverged at step {step}: {what} is not finite{after}")
+        self.step, self.what, self.backoffs = step, what, backoffs

@@ -7,15 +7,17 @@ optax update theta_{k+1} = theta_k + update.
 
 `run` is a jitted `lax.scan` over a chunk of the stream (state buffers donated); `fit` walks
 the stream chunk by chunk, updating a rich progress bar and calling `on_chunk` between chunks.
-`StreamLearner` offers river's `predict_one(x)` / `learn_one(x, y)` for live streams; it
-jit-compiles the same step function, so it gives the same numbers as the bulk path.
+With an `LrBackoff`, a chunk that diverges is run again from the state before it with a lower
+learning rate, a bounded number of times. `StreamLearner` offers river's `predict_one(x)` /
+`learn_one(x, y)` for live streams; it jit-compiles the same step function, so it gives the
+same numbers as the bulk path.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -28,6 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from streamgrad.errors import DivergenceError
 from streamgrad.gradients.base import OnlineAlgorithm
 from streamgrad.model import ModelParams
+from streamgrad.optim import lr_scale, scale_lr
 
 
 class LearnerState(NamedTuple):
@@ -48,16 +51,29 @@ class ChunkRecord(NamedTuple):
 
 @dataclass
 class History:
-    """Per-step prequential losses (T,) and outputs (T, K), and per-chunk records."""
+    """Per-step prequential losses (T,) and outputs (T, K), per-chunk records, and the
+    learning-rate back-offs taken: (step at which the run diverged, new multiplier c)."""
 
     losses: np.ndarray
     outputs: np.ndarray
     chunks: list[ChunkRecord]
     wall_seconds: float
+    backoffs: list[tuple[int, float]] = field(default_factory=list)
 
     @property
     def steps_per_second(self) -> float:
         return len(self.losses) / self.wall_seconds if self.wall_seconds > 0 else float("nan")
+
+
+@dataclass(frozen=True)
+class LrBackoff:
+    """On divergence within a chunk: restore the state from before the chunk, multiply the
+    learning rate by `factor` and run the chunk again; at most `max_times` times in a run.
+    Needs an optimizer built with `optim.with_lr_scale`, which keeps the multiplier in its
+    state (so checkpoints carry it)."""
+
+    factor: float = 0.5
+    max_times: int = 3
 
 
 @dataclass(frozen=True)
@@ -124,33 +140,47 @@ class OnlineLearner:
         description: str = "training",
         on_chunk: Callable[[LearnerState, History], None] | None = None,
         history: History | None = None,
+        backoff: LrBackoff | None = None,
     ) -> tuple[LearnerState, History]:
         """Walk the stream inputs (T, d), targets (T,) in chunks; `on_chunk(state, history)` is
         called after each. With `history` (of a run that stopped after len(history.losses)
         steps, at a chunk boundary) the walk continues from there, so a resumed run computes
         exactly the chunks the uninterrupted one would have.
         Raises DivergenceError at the first non-finite loss, or when the parameters or the
-        algorithm's state (influence matrix, buffers) stop being finite."""
+        algorithm's state (influence matrix, buffers) stop being finite, unless `backoff`
+        allows another retry of the chunk with a lower learning rate."""
         dtype = jax.tree_util.tree_leaves(state.params)[0].dtype
         inputs = np.asarray(inputs, dtype)
         targets = np.asarray(targets, np.int32 if self.classification else dtype)
         history = history or History(np.zeros(0, dtype), np.zeros((0, 0), dtype), [], 0.0)
         losses, outputs = [history.losses], [history.outputs] if len(history.losses) else []
-        chunks, wall = list(history.chunks), history.wall_seconds
+        chunks, wall, backoffs = list(history.chunks), history.wall_seconds, list(history.backoffs)
         position, total = len(history.losses), len(inputs)
         loss_sum = float(np.sum(history.losses, dtype=np.float64))
         with _progress(progress) as bar:
             task = bar.add_task(description, total=total, completed=position)
             for begin in range(position, total, chunk_size):
                 end = min(begin + chunk_size, total)
-                tic = time.perf_counter()
-                state, (chunk_losses, chunk_outputs) = self.run(
-                    state, jnp.asarray(inputs[begin:end]), jnp.asarray(targets[begin:end])
-                )
-                chunk_losses = np.asarray(chunk_losses)
-                elapsed = time.perf_counter() - tic
-                wall += elapsed
-                _check_finite(chunk_losses, state, begin)
+                chunk_x, chunk_y = jnp.asarray(inputs[begin:end]), jnp.asarray(targets[begin:end])
+                # `run` donates its state, so keep a copy to go back to
+                before = jax.tree_util.tree_map(jnp.copy, state) if backoff else None
+                while True:
+                    tic = time.perf_counter()
+                    state, (chunk_losses, chunk_outputs) = self.run(state, chunk_x, chunk_y)
+                    chunk_losses = np.asarray(chunk_losses)
+                    elapsed = time.perf_counter() - tic
+                    wall += elapsed
+                    try:
+                        _check_finite(chunk_losses, state, begin)
+                        break
+                    except DivergenceError as error:
+                        if backoff is None or len(backoffs) >= backoff.max_times:
+                            raise DivergenceError(error.step, error.what, len(backoffs)) from None
+                        state = before._replace(
+                            opt_state=scale_lr(before.opt_state, backoff.factor)
+                        )
+                        before = jax.tree_util.tree_map(jnp.copy, state)
+                        backoffs.append((error.step, lr_scale(state.opt_state)))
                 chunk_outputs = np.asarray(chunk_outputs)
                 loss_sum += float(chunk_losses.sum(dtype=np.float64))
                 accuracy = (
@@ -175,11 +205,18 @@ class OnlineLearner:
                     description=f"{description} loss {chunks[-1].running_loss:.4g}",
                 )
                 if on_chunk is not None:
-                    on_chunk(
-                        state,
-                        History(np.concatenate(losses), np.concatenate(outputs), chunks, wall),
-                    )
-        return state, History(np.concatenate(losses), np.concatenate(outputs), chunks, wall)
+                    on_chunk(state, self._history(losses, outputs, chunks, wall, backoffs))
+        return state, self._history(losses, outputs, chunks, wall, backoffs)
+
+    @staticmethod
+    def _history(
+        losses: list[np.ndarray],
+        outputs: list[np.ndarray],
+        chunks: list[ChunkRecord],
+        wall: float,
+        backoffs: list[tuple[int, float]],
+    ) -> History:
+        return History(np.concatenate(losses), np.concatenate(outputs), chunks, wall, backoffs)
 
 
 def _check_finite(losses: np.ndarray, state: LearnerState, offset: int) -> None:

@@ -6,11 +6,14 @@ Schedules (k = update count):
                  sum alpha_k = inf and sum alpha_k^2 < inf
 - cosine:        optax.cosine_decay_schedule(alpha_0, decay_steps)
 - exponential:   optax.exponential_decay(alpha_0, decay_steps, decay_rate)
+
+`with_lr_scale` appends a multiplier c (1 at the start) that lives in the optimizer state, so
+a run can lower its learning rate to c * alpha_k after a divergence and a checkpoint keeps it.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import jax.numpy as jnp
 import optax
@@ -64,3 +67,21 @@ def make_optimizer(
     if clip_norm <= 0:
         raise ValueError(f"gradient clipping norm must be > 0, got {clip_norm}")
     return optax.chain(optax.clip_by_global_norm(clip_norm), optimizer)
+
+
+def with_lr_scale(optimizer: optax.GradientTransformation) -> optax.GradientTransformation:
+    """`optimizer` followed by a stateful multiplier c of its updates, c = 1 at init."""
+    return optax.chain(optimizer, optax.inject_hyperparams(optax.scale)(step_size=1.0))
+
+
+def lr_scale(opt_state: Any) -> float:
+    """The multiplier c in the state of a `with_lr_scale` optimizer."""
+    return float(opt_state[-1].hyperparams["step_size"])
+
+
+def scale_lr(opt_state: Any, factor: float) -> Any:
+    """State of a `with_lr_scale` optimizer with its multiplier c replaced by c * factor."""
+    *inner, scaler = opt_state
+    hyperparams = dict(scaler.hyperparams)
+    hyperparams["step_size"] = hyperparams["step_size"] * factor
+    return (*inner, scaler._replace(hyperparams=hyperparams))

@@ -16,8 +16,8 @@ from streamgrad.data.dataset import Stream
 from streamgrad.errors import UserError
 from streamgrad.gradients import make_algorithm
 from streamgrad.model import make_model
-from streamgrad.online import ChunkRecord, History, LearnerState, OnlineLearner
-from streamgrad.optim import make_optimizer, make_schedule
+from streamgrad.online import ChunkRecord, History, LearnerState, LrBackoff, OnlineLearner
+from streamgrad.optim import make_optimizer, make_schedule, with_lr_scale
 
 
 def resolve_dtype(name: str) -> Any:
@@ -47,6 +47,8 @@ def build_learner(
             config.schedule, config.lr, k0=config.k0, rho=config.rho, decay_steps=config.decay_steps
         )
         optimizer = make_optimizer(config.optimizer, schedule, clip_norm=config.clip)
+        if config.lr_backoff is not None:
+            optimizer = with_lr_scale(optimizer)
     except ValueError as error:
         raise UserError(str(error)) from None
     learner = OnlineLearner(algorithm, optimizer)
@@ -117,7 +119,8 @@ def train_on_stream(
     hidden state, influence/buffers), the per-step losses and outputs so far, the chunk
     records, and `expect` (config and data hashes). `resume=True` continues from the newest
     valid checkpoint, refusing one whose `expect` values differ; the result equals that of an
-    uninterrupted run bitwise (same machine).
+    uninterrupted run bitwise (same machine). With `config.lr_backoff`, a diverging chunk is
+    rerun with a lower learning rate (see `LrBackoff`) and the summary lists the back-offs.
     """
     label = label or config.algorithm_spec
     learner, state = build_learner(config, stream.input_dim, stream.n_classes)
@@ -135,6 +138,7 @@ def train_on_stream(
             outputs[:done],
             [ChunkRecord(*c) for c in meta["chunks"]],
             float(meta["wall_seconds"]),
+            [(int(step), float(scale)) for step, scale in meta.get("backoffs", [])],
         )
     last_saved = len(history.losses) if history else 0
 
@@ -151,6 +155,7 @@ def train_on_stream(
             "position": position,
             "wall_seconds": so_far.wall_seconds,
             "chunks": [list(c) for c in so_far.chunks],
+            "backoffs": [list(b) for b in so_far.backoffs],
         }
         save_checkpoint(checkpoints, (current, losses, outputs), metadata=metadata, step=position)
         last_saved = position
@@ -164,6 +169,11 @@ def train_on_stream(
         description=label,
         on_chunk=save if checkpoints is not None else None,
         history=history,
+        backoff=(
+            LrBackoff(config.lr_backoff, config.max_backoffs)
+            if config.lr_backoff is not None
+            else None
+        ),
     )
     tail = max(1, len(stream) // 10)
     summary = {
@@ -182,5 +192,6 @@ def train_on_stream(
         ),
         "steps_per_second": history.steps_per_second,
         "wall_seconds": history.wall_seconds,
+        "lr_backoffs": [{"diverged_at_step": s, "lr_scale": c} for s, c in history.backoffs],
     }
     return RunResult(label, config, history, state, summary)
