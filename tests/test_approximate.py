@@ -16,6 +16,7 @@ import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
+from streamgrad.gradcheck import CASES
 from streamgrad.gradients import (
     OnlineAlgorithm,
     accumulate_gradient,
@@ -250,16 +251,7 @@ def test_uoro_is_unbiased_with_error_shrinking_like_one_over_root_n() -> None:
 
 
 @pytest.mark.parametrize(
-    ("cell", "options"),
-    [
-        ("elman", {}),
-        ("gru", {}),
-        ("diagonal", {}),
-        ("meanfield", {"coupling": "shared"}),
-        ("meanfield", {"coupling": "diagonal"}),
-        ("meanfield", {"coupling": "dense"}),
-    ],
-    ids=["elman", "gru", "diagonal", "meanfield-shared", "meanfield-diagonal", "meanfield-dense"],
+    ("cell", "options"), CASES, ids=["-".join([c, *o.values()]) for c, o in CASES]
 )
 def test_recurrence_diagonal_is_the_jacobian_diagonal(cell: str, options: dict) -> None:
     """Not jvp(ones), which gives the row sums of D for dense cells."""

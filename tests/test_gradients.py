@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
+from streamgrad.gradcheck import CASES
 from streamgrad.gradients import (
     accumulate_gradient,
     bptt_gradient,
@@ -18,12 +19,7 @@ from streamgrad.gradients import (
 from streamgrad.model import Model, make_model
 
 CELL_CASES = [
-    ("elman", {}),
-    ("gru", {}),
-    ("diagonal", {}),
-    ("meanfield", {"coupling": "shared"}),
-    ("meanfield", {"coupling": "diagonal"}),
-    ("meanfield", {"coupling": "dense"}),
+    *CASES,
     # recurrent weights beyond M, so the smooth clipping and spectral rescaling are active
     ("meanfield", {"coupling": "shared", "recurrent_mean": 1.5, "recurrent_std": 1.0}),
     ("meanfield", {"coupling": "diagonal", "recurrent_mean": 1.5, "recurrent_std": 1.0}),

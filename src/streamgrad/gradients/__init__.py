@@ -1,4 +1,11 @@
-"""Gradient algorithms behind one interface (see base.py): exact RTRL, TBPTT, and BPTT."""
+"""Gradient algorithms behind one interface (see base.py).
+
+Exact: `rtrl` (forward sensitivities; dense, elementwise and memory paths), `bptt` (offline
+reference). Truncated: `tbptt` (k1, k2). Approximate online: `uoro` (rank-one unbiased),
+`snap1` (SnAp-1: one-step sparsity pattern), `rflo` (random-feedback local traces).
+`shadowed` runs any of them beside an exact RTRL shadow and reports gradient alignment.
+`make_algorithm` builds one from a spec string such as 'tbptt:10' or 'rflo:0.9'.
+"""
 
 from __future__ import annotations
 

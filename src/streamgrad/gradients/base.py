@@ -50,6 +50,27 @@ def zeros_like_tree(tree: Any) -> Any:
     return jax.tree_util.tree_map(jnp.zeros_like, tree)
 
 
+def no_pending(params: ModelParams, state: State) -> tuple[ModelParams, bool]:
+    """`flush` of an every-step algorithm: it never holds a pending gradient."""
+    return zeros_like_tree(params), False
+
+
+def loss_and_delta(
+    model: Model, readout_params: Any, new_hidden: jax.Array, target: jax.Array
+) -> tuple[jax.Array, jax.Array, Any, jax.Array]:
+    """(loss l_k, output o_k, dl_k/dreadout, delta_k = dl_k/dS_{k+1} (N,)): the readout end
+    that every online algorithm shares."""
+    (loss, output), (g_readout, delta) = jax.value_and_grad(
+        model.output_loss, argnums=(0, 1), has_aux=True
+    )(readout_params, new_hidden, target)
+    return loss, output, g_readout, delta
+
+
+def per_unit(vector: jax.Array, leaf: jax.Array) -> jax.Array:
+    """Broadcast a per-unit vector (N,) against a leaf (N, ...) whose rows belong to units."""
+    return vector.reshape(vector.shape + (1,) * (leaf.ndim - 1))
+
+
 def tree_add(a: Any, b: Any) -> Any:
     return jax.tree_util.tree_map(jnp.add, a, b)
 

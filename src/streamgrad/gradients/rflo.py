@@ -38,9 +38,8 @@ import jax
 import jax.numpy as jnp
 
 from streamgrad.cells import Params
-from streamgrad.gradients.base import OnlineAlgorithm, StepResult
-from streamgrad.gradients.rtrl import _loss_and_delta
-from streamgrad.gradients.snap import initial_traces, no_pending, trace_gradient, trace_step
+from streamgrad.gradients.base import OnlineAlgorithm, StepResult, loss_and_delta, no_pending
+from streamgrad.gradients.snap import initial_traces, trace_gradient, trace_step
 from streamgrad.model import Model, ModelParams, loss_value
 
 Feedback = Literal["readout", "random"]
@@ -78,7 +77,7 @@ def rflo(
         new_hidden, traces, immediate_vjp = trace_step(
             cell, weights, hidden, x, state.traces, retention
         )
-        loss, output, g_readout, signal = _loss_and_delta(model, params["readout"], new_hidden, y)
+        loss, output, g_readout, signal = loss_and_delta(model, params["readout"], new_hidden, y)
         if state.feedback is not None:
             error = jax.grad(lambda o: loss_value(model.loss, o, y))(output)
             signal = state.feedback @ error

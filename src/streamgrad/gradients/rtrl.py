@@ -40,20 +40,17 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from streamgrad.cells import Cell, Params
-from streamgrad.gradients.base import OnlineAlgorithm, StepResult, zeros_like_tree
+from streamgrad.gradients.base import (
+    OnlineAlgorithm,
+    StepResult,
+    loss_and_delta,
+    no_pending,
+    per_unit,
+    zeros_like_tree,
+)
 from streamgrad.model import Model, ModelParams
 
 Path = Literal["auto", "dense", "elementwise", "memory"]
-
-
-def _loss_and_delta(
-    model: Model, readout_params: Params, new_hidden: jax.Array, target: jax.Array
-) -> tuple[jax.Array, jax.Array, Params, jax.Array]:
-    """(loss, output, dl/dreadout, delta = dl/dS_{k+1})."""
-    (loss, output), (g_readout, delta) = jax.value_and_grad(
-        model.output_loss, argnums=(0, 1), has_aux=True
-    )(readout_params, new_hidden, target)
-    return loss, output, g_readout, delta
 
 
 class _Block(NamedTuple):
@@ -124,17 +121,12 @@ def _rtrl_dense(model: Model) -> tuple[Any, Any]:
                 rows = slice(block.start, block.start + block.size)
                 transposed = transposed.at[rows].add(column_block.T)
 
-        loss, output, g_readout, delta = _loss_and_delta(model, params["readout"], new_hidden, y)
+        loss, output, g_readout, delta = loss_and_delta(model, params["readout"], new_hidden, y)
         (g_cell,) = pullback(unravel(transposed @ delta))
         grads = {"cell": g_cell, "readout": g_readout}
         return StepResult(new_hidden, transposed, output, loss, grads, True)
 
     return init, step
-
-
-def _expand(vector: jax.Array, leaf: jax.Array) -> jax.Array:
-    """Broadcast a per-unit vector (N,) against a leaf (N, ...)."""
-    return vector.reshape(vector.shape + (1,) * (leaf.ndim - 1))
 
 
 def _rtrl_elementwise(model: Model) -> tuple[Any, Any]:
@@ -152,10 +144,10 @@ def _rtrl_elementwise(model: Model) -> tuple[Any, Any]:
         (immediate,) = immediate_vjp(ones)
         _, recurrence = jax.jvp(lambda s: cell.step(weights, s, x), (hidden,), (ones,))
         influence = {
-            name: _expand(recurrence, j) * j + immediate[name] for name, j in influence.items()
+            name: per_unit(recurrence, j) * j + immediate[name] for name, j in influence.items()
         }
-        loss, output, g_readout, delta = _loss_and_delta(model, params["readout"], new_hidden, y)
-        (g_cell,) = pullback({name: _expand(delta, j) * j for name, j in influence.items()})
+        loss, output, g_readout, delta = loss_and_delta(model, params["readout"], new_hidden, y)
+        (g_cell,) = pullback({name: per_unit(delta, j) * j for name, j in influence.items()})
         grads = {"cell": g_cell, "readout": g_readout}
         return StepResult(new_hidden, influence, output, loss, grads, True)
 
@@ -201,7 +193,7 @@ def _rtrl_memory(model: Model) -> tuple[Any, Any]:
             return (f_vjp_full(cotangent)[0],)
 
         p = jax.jacfwd(lambda m: step_from_memory(weights, m, x))(u)  # (N, r)
-        loss, output, g_readout, delta = _loss_and_delta(model, params["readout"], new_hidden, y)
+        loss, output, g_readout, delta = loss_and_delta(model, params["readout"], new_hidden, y)
         (direct,) = f_vjp(delta)
         coeff = delta @ p  # (r,)
         g_weights = jax.tree_util.tree_map(
@@ -231,9 +223,6 @@ def rtrl(model: Model, *, path: Path = "auto") -> OnlineAlgorithm:
         )
     init, step = _PATHS[chosen](model)
 
-    def flush(params: ModelParams, state: Any) -> tuple[ModelParams, bool]:
-        return zeros_like_tree(params), False
-
     return OnlineAlgorithm(
-        f"rtrl-{chosen}", model, init, step, flush, every_step=True, options={"path": chosen}
+        f"rtrl-{chosen}", model, init, step, no_pending, every_step=True, options={"path": chosen}
     )

@@ -45,8 +45,13 @@ import jax
 import jax.numpy as jnp
 
 from streamgrad.cells import Cell, Params
-from streamgrad.gradients.base import OnlineAlgorithm, StepResult, zeros_like_tree
-from streamgrad.gradients.rtrl import _expand, _loss_and_delta
+from streamgrad.gradients.base import (
+    OnlineAlgorithm,
+    StepResult,
+    loss_and_delta,
+    no_pending,
+    per_unit,
+)
 from streamgrad.model import Model, ModelParams
 
 ImmediateVjp = Callable[[jax.Array], tuple[Params]]
@@ -81,7 +86,7 @@ def trace_step(
     row-local leaves, plus the vjp of the step in psi (for the leaves kept immediate-only)."""
     new_hidden, immediate_vjp = jax.vjp(lambda w: cell.step(w, hidden, x), weights)
     (immediate,) = immediate_vjp(jnp.ones_like(new_hidden))
-    traces = {name: _expand(retention, e) * e + immediate[name] for name, e in traces.items()}
+    traces = {name: per_unit(retention, e) * e + immediate[name] for name, e in traces.items()}
     return new_hidden, traces, immediate_vjp
 
 
@@ -90,7 +95,7 @@ def trace_gradient(
 ) -> Params:
     """Gradient in psi: signal_i E[i] on the traced (row-local) leaves and signal^T I_k on the
     other leaves (immediate term only)."""
-    grads = {name: _expand(signal, e) * e for name, e in traces.items()}
+    grads = {name: per_unit(signal, e) * e for name, e in traces.items()}
     if len(traces) < len(weights):
         (direct,) = immediate_vjp(signal)
         grads.update({name: g for name, g in direct.items() if name not in traces})
@@ -101,11 +106,6 @@ def initial_traces(cell: Cell, params: ModelParams) -> Params:
     """E_0 = 0 for the row-local leaves (S_0 does not depend on psi)."""
     weights = cell.effective(params["cell"])
     return {name: jnp.zeros_like(weights[name]) for name in cell.row_local}
-
-
-def no_pending(params: ModelParams, state: object) -> tuple[ModelParams, bool]:
-    """`flush` of an every-step algorithm: it never holds a pending gradient."""
-    return zeros_like_tree(params), False
 
 
 def snap1(model: Model) -> OnlineAlgorithm:
@@ -121,7 +121,7 @@ def snap1(model: Model) -> OnlineAlgorithm:
         weights, pullback = jax.vjp(cell.effective, params["cell"])
         retention = recurrence_diagonal(cell, weights, hidden, x)
         new_hidden, traces, immediate_vjp = trace_step(cell, weights, hidden, x, traces, retention)
-        loss, output, g_readout, delta = _loss_and_delta(model, params["readout"], new_hidden, y)
+        loss, output, g_readout, delta = loss_and_delta(model, params["readout"], new_hidden, y)
         (g_cell,) = pullback(trace_gradient(weights, traces, immediate_vjp, delta))
         grads = {"cell": g_cell, "readout": g_readout}
         return StepResult(new_hidden, traces, output, loss, grads, True)

@@ -34,9 +34,14 @@ import jax
 import jax.numpy as jnp
 
 from streamgrad.cells import Params
-from streamgrad.gradients.base import OnlineAlgorithm, StepResult, tree_scale, zeros_like_tree
-from streamgrad.gradients.rtrl import _loss_and_delta
-from streamgrad.gradients.snap import no_pending
+from streamgrad.gradients.base import (
+    OnlineAlgorithm,
+    StepResult,
+    loss_and_delta,
+    no_pending,
+    tree_scale,
+    zeros_like_tree,
+)
 from streamgrad.model import Model, ModelParams
 
 
@@ -71,7 +76,7 @@ def uoro(model: Model, *, seed: int = 0, eps: float = 1e-7) -> OnlineAlgorithm:
         rho1 = jnp.sqrt((_norm(projected) + eps) / (_norm(nu) + eps))
         s = rho0 * propagated + rho1 * nu
         theta = jax.tree_util.tree_map(lambda t, v: t / rho0 + v / rho1, state.theta, projected)
-        loss, output, g_readout, delta = _loss_and_delta(model, params["readout"], new_hidden, y)
+        loss, output, g_readout, delta = loss_and_delta(model, params["readout"], new_hidden, y)
         (g_cell,) = pullback(tree_scale(theta, delta @ s))
         grads = {"cell": g_cell, "readout": g_readout}
         return StepResult(new_hidden, UOROState(s, theta, key), output, loss, grads, True)
