@@ -6,6 +6,7 @@ matrices: D_k = dS_{k+1}/dS_k (N x N), I_k = dS_{k+1}/dpsi (N x P), dpsi/dtheta 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
@@ -16,6 +17,7 @@ import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
+from streamgrad.cells.elman import recurrence_mask
 from streamgrad.gradcheck import CASES
 from streamgrad.gradients import (
     OnlineAlgorithm,
@@ -25,10 +27,12 @@ from streamgrad.gradients import (
     rflo,
     rtrl,
     shadowed,
+    snap,
     snap1,
     uoro,
 )
 from streamgrad.gradients.snap import recurrence_diagonal
+from streamgrad.gradients.snap import snap_pattern as snap_pattern_of
 from streamgrad.model import Model, loss_value, make_model
 from streamgrad.online import OnlineLearner
 
@@ -291,6 +295,68 @@ def test_snap1_and_rflo_are_biased_for_a_dense_recurrence() -> None:
         assert relative_error(flat(grads["cell"]), flat(exact["cell"])) >= 0.2, spec
 
 
+def sparse_elman(n: int = 6, density: float = 0.25) -> Model:
+    return make_model("elman", n, 2, density=density, mask_seed=3)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_snap_n_is_rtrl_cut_to_the_n_step_reachable_pattern(order: int) -> None:
+    """J_{k+1} = (D_k J_k + I_k) ⊙ M_n step by step, with M_n built here from the cell's
+    mask: M_1 the row-local diagonal blocks, M_{m+1} = M_m | (graph M_m != 0)."""
+    model = sparse_elman()
+    params, inputs, targets = setup(model, 6)
+    pattern, _ = snap_pattern(model, params)
+    graph = recurrence_mask(6, 0.25, 3).astype(float)
+    for _ in range(order - 1):
+        pattern = np.maximum(pattern, (graph @ pattern > 0).astype(float))
+    assert 0 < pattern.mean() < 1
+    influence = jnp.zeros(pattern.shape)
+    reference = []
+    for jac in walk(model, params, inputs, targets):
+        influence = (jac.D @ influence + jac.I) * pattern
+        reference.append(np.asarray(jac.dpsi.T @ (jac.delta @ influence)))
+    grads, _ = emitted(snap(model, order), params, inputs, targets)
+    assert_same(grads, reference)
+
+
+def test_snap_order_1_on_any_cell_equals_the_structured_snap1() -> None:
+    model = sparse_elman()
+    params, inputs, targets = setup(model, 25)
+    masked, _ = accumulate_gradient(snap(model, 1), params, inputs, targets)
+    structured, _ = accumulate_gradient(snap1(model), params, inputs, targets)
+    assert relative_error(flat(masked), flat(structured)) <= 1e-12
+
+
+def test_snap_n_approaches_rtrl_as_the_order_grows_on_a_sparse_recurrence() -> None:
+    """The error shrinks with every order that widens the pattern, and is zero once the
+    pattern stops growing (it then holds every unit a weight can ever reach)."""
+    model = sparse_elman(12, 0.1)
+    params, inputs, targets = setup(model, 40)
+    exact, _ = accumulate_gradient(rtrl(model), params, inputs, targets)
+    patterns = [snap_pattern_of(model, order) for order in range(1, 13)]
+    closed = next(i for i, m in enumerate(patterns) if np.array_equal(m, patterns[-1]))
+    assert closed >= 3 and not patterns[-1].all()
+    errors = []
+    for order in range(1, closed + 3):
+        grads, _ = accumulate_gradient(snap(model, order), params, inputs, targets)
+        errors.append(relative_error(flat(grads), flat(exact)))
+    assert all(a > b for a, b in itertools.pairwise(errors[: closed + 1])), errors
+    assert errors[closed - 1] > 1e-3 and max(errors[closed:]) <= 1e-12, errors
+
+
+@pytest.mark.parametrize(("cell", "options"), CASES)
+def test_snap2_is_exact_rtrl_on_every_cell_with_a_dense_or_diagonal_recurrence(
+    cell: str, options: dict
+) -> None:
+    """D without structural zeros makes M_2 full (the unmasked RTRL path); a diagonal D keeps
+    J inside M_1, so the cut drops nothing."""
+    model = make_model(cell, 4, 2, **options)
+    params, inputs, targets = setup(model, 15)
+    grads, _ = accumulate_gradient(snap(model, 2), params, inputs, targets)
+    exact, _ = accumulate_gradient(rtrl(model, path="dense"), params, inputs, targets)
+    assert relative_error(flat(grads), flat(exact)) <= 1e-12
+
+
 @pytest.mark.parametrize(
     ("cell", "options"),
     [("gru", {}), ("meanfield", {"coupling": "shared", "recurrent_mean": 1.5})],
@@ -375,7 +441,17 @@ def test_specs_are_parsed_and_bad_ones_rejected() -> None:
     assert make_algorithm("snap1", model).name == "snap1"
     assert make_algorithm("rflo", model).options["decay"] == 0.0
     assert make_algorithm("rflo:0.25", model).options["decay"] == 0.25
-    for spec in ["uoro:x", "uoro:-1", "snap1:2", "snap2", "rflo:abc", "rflo:1.5", "rflo:nan"]:
+    assert make_algorithm("snap3", model).options["order"] == 3
+    for spec in [
+        "uoro:x",
+        "uoro:-1",
+        "snap1:2",
+        "snap0",
+        "snapx",
+        "snap2:1",
+        "rflo:abc",
+        "rflo:nan",
+    ]:
         with pytest.raises(ValueError):
             make_algorithm(spec, model)
     with pytest.raises(ValueError, match="feedback"):

@@ -25,6 +25,7 @@ VALUES = st.one_of(
             "rtrl",
             "tbptt:5",
             "tbptt:x",
+            "snap2",
             "sgd",
             "adam",
             "float64",
@@ -50,6 +51,13 @@ def test_random_configs_validate_or_fail_with_one_line(values: dict) -> None:
         return
     assert isinstance(config, TrainConfig)
     assert config.hidden >= 1 and config.lr > 0
+
+
+def test_cell_specific_options_are_refused_for_other_cells() -> None:
+    with pytest.raises(UserError, match="density applies to the elman cell only"):
+        validate(TrainConfig, {"cell": "gru", "density": 0.5}, "run.toml")
+    sparse = validate(TrainConfig, {"density": 0.5, "algo": "snap2"}, "run.toml")
+    assert sparse.cell_options == {"density": 0.5}
 
 
 def test_unknown_key_is_named(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from streamgrad.model import Model, make_model
 
 CELL_CASES = [
     *CASES,
+    ("elman", {"density": 0.3}),  # sparse recurrence, masked in `effective`
     # recurrent weights beyond M, so the smooth clipping and spectral rescaling are active
     ("meanfield", {"coupling": "shared", "recurrent_mean": 1.5, "recurrent_std": 1.0}),
     ("meanfield", {"coupling": "diagonal", "recurrent_mean": 1.5, "recurrent_std": 1.0}),

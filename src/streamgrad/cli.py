@@ -58,10 +58,13 @@ def train(
         str | None, typer.Option(help="meanfield: shared, diagonal, dense.")
     ] = None,
     beta: Annotated[float | None, typer.Option(help="meanfield readout N^-beta.")] = None,
+    density: Annotated[
+        float | None, typer.Option(help="elman: share of recurrent connections (sparse < 1).")
+    ] = None,
     algo: Annotated[
         str | None,
         typer.Option(
-            help="rtrl, rtrl:dense, tbptt, tbptt:TAU, tbptt:EVERY:TAU, uoro, snap1, rflo."
+            help="rtrl, rtrl:dense, tbptt, tbptt:TAU, tbptt:EVERY:TAU, uoro, snap1, snap2, rflo."
         ),
     ] = None,
     tau: Annotated[int | None, typer.Option(help="Truncation for --algo tbptt.")] = None,
@@ -113,6 +116,7 @@ def train(
             hidden=hidden,
             coupling=coupling,
             beta=beta,
+            density=density,
             algo=algo,
             tau=tau,
             optimizer=optimizer,
@@ -444,16 +448,24 @@ def alignment(
     steps: Annotated[int, typer.Option(help="Stream length.", min=100)] = 50_000,
     hidden: Annotated[int, typer.Option(help="Hidden units.", min=1)] = 32,
     lr: Annotated[float, typer.Option(help="SGD learning rate.", min=1e-12)] = 0.01,
+    density: Annotated[
+        float,
+        typer.Option(help="Share of recurrent connections (Elman); < 1 is sparse.", min=0.0),
+    ] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed of data and parameters.")] = 0,
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
 ) -> None:
-    """Cosine and relative error of UORO, SnAp-1, RFLO, TBPTT(1) against an exact RTRL shadow
-    on the Add task."""
+    """Cosine and relative error of UORO, SnAp-1, SnAp-2, RFLO, TBPTT(1) against an exact RTRL
+    shadow on the Add task."""
     from streamgrad.experiments import alignment as experiment
     from streamgrad.reporting import prepare_output_dir
 
+    if not 0.0 < density <= 1.0:
+        raise UserError(f"--density: must be in (0, 1], got {density}")
     out = prepare_output_dir(out, force=force)
-    summary = experiment.run(out, steps=steps, hidden=hidden, lr=lr, seed=seed, progress=True)
+    summary = experiment.run(
+        out, steps=steps, hidden=hidden, lr=lr, density=density, seed=seed, progress=True
+    )
     Console(soft_wrap=True).print(experiment.table_text(summary))
     console.print(f"results in {out}/ (table.csv, summary.json, loss.png)")
 

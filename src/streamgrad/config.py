@@ -24,6 +24,7 @@ class TrainConfig(BaseModel):
     hidden: int = Field(32, ge=1, le=100_000)
     coupling: Literal["shared", "diagonal", "dense"] = "shared"  # meanfield only
     beta: float = Field(0.5, ge=0.5, lt=1.0)  # meanfield readout scaling N^(-beta)
+    density: float = Field(1.0, gt=0.0, le=1.0)  # elman only: share of recurrent connections
     algo: str = "rtrl"  # rtrl | rtrl:dense | tbptt | tbptt:TAU | tbptt:EVERY:TAU | ...
     tau: int = Field(10, ge=1)  # truncation of plain `tbptt`
     optimizer: Literal["sgd", "adam", "rmsprop", "adamw"] = "sgd"
@@ -43,6 +44,8 @@ class TrainConfig(BaseModel):
     def _meanfield_options(self) -> TrainConfig:
         if self.cell != "meanfield" and "coupling" in self.model_fields_set:
             raise ValueError("coupling applies to the meanfield cell only")
+        if self.cell != "elman" and self.density < 1.0:
+            raise ValueError("density applies to the elman cell only")
         from streamgrad.gradients import make_algorithm
         from streamgrad.model import make_model
 
@@ -56,7 +59,9 @@ class TrainConfig(BaseModel):
 
     @property
     def cell_options(self) -> dict[str, object]:
-        return {"coupling": self.coupling} if self.cell == "meanfield" else {}
+        if self.cell == "meanfield":
+            return {"coupling": self.coupling}
+        return {"density": self.density} if self.density < 1.0 else {}
 
 
 def validate(

@@ -2,7 +2,7 @@
 
 Exact: `rtrl` (forward sensitivities; dense, elementwise and memory paths), `bptt` (offline
 reference). Truncated: `tbptt` (k1, k2). Approximate online: `uoro` (rank-one unbiased),
-`snap1` (SnAp-1: one-step sparsity pattern), `rflo` (random-feedback local traces).
+`snap1` (SnAp-1, O(P)), `snap` (SnAp-n on any cell), `rflo` (random-feedback local traces).
 `shadowed` runs any of them beside an exact RTRL shadow and reports gradient alignment.
 `make_algorithm` builds one from a spec string such as 'tbptt:10' or 'rflo:0.9'.
 """
@@ -14,7 +14,7 @@ from streamgrad.gradients.base import OnlineAlgorithm, StepResult, accumulate_gr
 from streamgrad.gradients.bptt import bptt_gradient, sequence_loss
 from streamgrad.gradients.rflo import rflo
 from streamgrad.gradients.rtrl import rtrl
-from streamgrad.gradients.snap import snap1
+from streamgrad.gradients.snap import snap, snap1
 from streamgrad.gradients.tbptt import tbptt
 from streamgrad.gradients.uoro import uoro
 from streamgrad.model import Model
@@ -22,7 +22,7 @@ from streamgrad.model import Model
 
 def make_algorithm(spec: str, model: Model) -> OnlineAlgorithm:
     """Parse 'rtrl', 'rtrl:dense', 'tbptt:TAU', 'tbptt:EVERY:TAU', 'uoro', 'uoro:SEED',
-    'snap1', 'rflo' or 'rflo:DECAY' into an algorithm."""
+    'snap1', 'snapN' (N >= 2), 'rflo' or 'rflo:DECAY' into an algorithm."""
     name, _, rest = spec.partition(":")
     if name == "rtrl":
         return rtrl(model, path=rest or "auto")  # type: ignore[arg-type]
@@ -39,6 +39,8 @@ def make_algorithm(spec: str, model: Model) -> OnlineAlgorithm:
         return uoro(model, seed=int(rest or 0))
     if name == "snap1" and not rest:
         return snap1(model)
+    if name.startswith("snap") and name[4:].isdigit() and int(name[4:]) >= 2 and not rest:
+        return snap(model, int(name[4:]))
     if name == "rflo":
         try:
             decay = float(rest or 0.0)
@@ -46,7 +48,7 @@ def make_algorithm(spec: str, model: Model) -> OnlineAlgorithm:
             raise ValueError(f"bad RFLO spec {spec!r}; use rflo or rflo:DECAY") from None
         return rflo(model, decay=decay)
     raise ValueError(
-        f"unknown algorithm {spec!r}; use rtrl, tbptt:TAU, uoro[:SEED], snap1 or rflo[:DECAY]"
+        f"unknown algorithm {spec!r}; use rtrl, tbptt:TAU, uoro[:SEED], snapN or rflo[:DECAY]"
     )
 
 
@@ -61,6 +63,7 @@ __all__ = [
     "rtrl",
     "sequence_loss",
     "shadowed",
+    "snap",
     "snap1",
     "tbptt",
     "uoro",

@@ -92,7 +92,9 @@ def _add_diagonal_blocks(transposed: jax.Array, block: _Block, values: jax.Array
     )
 
 
-def _rtrl_dense(model: Model) -> tuple[Any, Any]:
+def dense_influence(model: Model, keep: np.ndarray | None = None) -> tuple[Any, Any]:
+    """(init, step) of the dense path. With `keep` ((P, N) bool, the transposed layout), the
+    influence matrix is cut to that pattern after every update (SnAp-n, see snap.py)."""
     cell = model.cell
 
     def init(params: ModelParams, hidden: jax.Array) -> jax.Array:
@@ -120,6 +122,8 @@ def _rtrl_dense(model: Model) -> tuple[Any, Any]:
                 column_block = dense[block.name].reshape(cell.hidden_size, block.size)
                 rows = slice(block.start, block.start + block.size)
                 transposed = transposed.at[rows].add(column_block.T)
+        if keep is not None:
+            transposed = jnp.where(keep, transposed, 0)
 
         loss, output, g_readout, delta = loss_and_delta(model, params["readout"], new_hidden, y)
         (g_cell,) = pullback(unravel(transposed @ delta))
@@ -207,7 +211,7 @@ def _rtrl_memory(model: Model) -> tuple[Any, Any]:
     return init, step
 
 
-_PATHS = {"dense": _rtrl_dense, "elementwise": _rtrl_elementwise, "memory": _rtrl_memory}
+_PATHS = {"dense": dense_influence, "elementwise": _rtrl_elementwise, "memory": _rtrl_memory}
 
 
 def rtrl(model: Model, *, path: Path = "auto") -> OnlineAlgorithm:
