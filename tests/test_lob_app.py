@@ -146,3 +146,44 @@ def test_lob_command_rejects_a_malformed_file(
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2
     assert len(err.splitlines()) == 1 and "orderbook.csv" in err and "row 2" in err
+
+
+def test_lob_resume_continues_each_method_exactly(tmp_path: Path) -> None:
+    """Stop after the first method finished and the second saved mid-day (its newest
+    checkpoint removed, as after kill -9 before that save); --resume gives the same results."""
+    ob, msg = write_day(tmp_path / "day", *prefix(3_000))
+    options = dict(orderbook=ob, message=msg, algorithms=("rtrl", "tbptt:5"), hidden=6, chunk=400)
+    (tmp_path / "a").mkdir()
+    straight = lob.run(tmp_path / "a", checkpoint_every=800, **options)
+    out = tmp_path / "b"
+    out.mkdir()
+    lob.run(out, checkpoint_every=800, **options)
+    newest = sorted((out / "checkpoints" / "elman-tbptt_5").glob("checkpoint-*.npz"))[-1]
+    newest.unlink()
+    for name in ("table.csv", "predictions.parquet", "summary.json"):
+        (out / name).unlink()
+    resumed = lob.run(out, checkpoint_every=800, resume=True, **options)
+    assert resumed["resumed"]
+    expected = pd.read_parquet(tmp_path / "a" / "predictions.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "predictions.parquet"), expected)
+    for mine, theirs in zip(resumed["results"], straight["results"], strict=True):
+        mine.pop("steps_per_second"), theirs.pop("steps_per_second")
+        assert mine == theirs
+
+
+def test_lob_resume_is_refused_without_a_run_or_with_other_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ob, msg = write_day(tmp_path / "day", *prefix(1_500))
+    base = ["lob", "--orderbook", str(ob), "--message", str(msg), "--algos", "rtrl"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*base, "--out", str(tmp_path / "none"), "--resume"])
+    assert exit_info.value.code == 2 and "no run to resume" in capsys.readouterr().err
+    out = tmp_path / "run"
+    main([*base, "--hidden", "4", "--out", str(out)])  # returns normally on success
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main([*base, "--hidden", "5", "--out", str(out), "--resume"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert "--hidden 5 differs from the run being resumed (4)" in err

@@ -395,11 +395,17 @@ def lob(
     skip_invalid: Annotated[
         bool, typer.Option(help="Skip invalid rows (counted in summary.json) instead of stopping.")
     ] = False,
+    checkpoint_every: Annotated[
+        int, typer.Option(help="Checkpoint each RNN at the first chunk end after this many.", min=1)
+    ] = 20_000,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --out (same options) from its checkpoints.")
+    ] = False,
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
 ) -> None:
     """Online next mid-price move prediction on LOBSTER data: RNNs vs baselines, with report."""
     from streamgrad.experiments import lob as experiment
-    from streamgrad.reporting import prepare_output_dir
+    from streamgrad.reporting import prepare_output_dir, write_json
 
     if sampling not in ("event", "clock"):
         raise UserError(f"--sampling: use event or clock, got {sampling!r}")
@@ -417,7 +423,35 @@ def lob(
                 {"cell": cell, "hidden": hidden, "algo": algo, "optimizer": optimizer, "lr": lr},
                 "option",
             )
-    out = prepare_output_dir(out, force=force)
+    options = {
+        "orderbook": str(orderbook),
+        "message": str(message) if message else None,
+        "levels": levels,
+        "sampling": sampling,
+        "dt": dt,
+        "classes": label,
+        "cells": cells,
+        "algos": algos,
+        "hidden": hidden,
+        "optimizer": optimizer,
+        "lr": lr,
+        "seed": seed,
+        "skip_invalid": skip_invalid,
+    }
+    run_file = out / "run.json"
+    if resume:
+        if not run_file.is_file():
+            raise UserError(f"{out}: no run to resume (run.json missing)")
+        stored = json.loads(run_file.read_text())
+        for key, value in options.items():
+            if stored.get(key) != value:
+                raise UserError(
+                    f"--resume: --{key.replace('_', '-')} {value!r} differs from the run "
+                    f"being resumed ({stored.get(key)!r})"
+                )
+    else:
+        out = prepare_output_dir(out, force=force)
+        write_json(run_file, options)
     summary = experiment.run(
         out,
         orderbook=orderbook,
@@ -434,11 +468,13 @@ def lob(
         seed=seed,
         skip_invalid=skip_invalid,
         progress=True,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
     )
     Console(soft_wrap=True).print(experiment.table_text(summary["results"]))
     console.print(
         f"results in {out}/ (report.html, table.csv, metrics.csv, "
-        "predictions.parquet, summary.json, plots)"
+        "predictions.parquet, summary.json, plots, checkpoints/)"
     )
 
 

@@ -12,6 +12,9 @@ Protocol (prequential, no look-ahead):
   regardless would leak: y_{k+1} = y_k whenever the mid does not move at k+1.
 - Every method sees the same stream and features; parameters are seeded; the evaluation
   covers every labelled sample (whole day, and its second half).
+- Each RNN checkpoints into checkpoints/<method>/ (config and data hashes checked on load), so
+  `resume=True` continues an interrupted run exactly: finished methods are read back,
+  the interrupted one continues from its newest valid checkpoint.
 Baselines: majority class (running counts of revealed labels), previous move (direction of the
 last mid change seen, with a running hit rate as its confidence), and online multinomial
 logistic regression on the same features with the same optimizer and learning rate.
@@ -28,7 +31,7 @@ import numpy as np
 import optax
 import pandas as pd
 
-from streamgrad.checkpoint import file_sha256
+from streamgrad.checkpoint import config_hash, file_sha256
 from streamgrad.config import TrainConfig
 from streamgrad.data.lob_features import FeatureFrame, lob_stream
 from streamgrad.data.lobster import read_lobster
@@ -163,7 +166,24 @@ def run(
     seed: int = 0,
     skip_invalid: bool = False,
     progress: bool = False,
+    checkpoint_every: int = 20_000,
+    resume: bool = False,
+    chunk: int = CHUNK_EVENTS * 4,
 ) -> dict[str, Any]:
+    data_hashes = {
+        "orderbook_sha256": file_sha256(orderbook),
+        "message_sha256": file_sha256(message) if message else None,
+    }
+    stream_key = config_hash(
+        {
+            **data_hashes,
+            "levels": levels,
+            "sampling": sampling,
+            "dt": dt,
+            "classes": classes,
+            "skip_invalid": skip_invalid,
+        }
+    )
     day = read_lobster(orderbook, message, levels=levels, skip_invalid=skip_invalid)
     stream, frame = lob_stream(day, sampling=sampling, dt=dt, classes=classes)  # type: ignore[arg-type]
     labels = stream.targets
@@ -193,10 +213,20 @@ def run(
                 optimizer=optimizer,
                 lr=lr,
                 seed=seed,
-                chunk=CHUNK_EVENTS * 4,
+                chunk=chunk,
             )
             label = f"{cell} {algorithm}"
-            result = train_on_stream(config, training, label=label, progress=progress)
+            folder = out / "checkpoints" / label.replace(" ", "-").replace(":", "_")
+            result = train_on_stream(
+                config,
+                training,
+                label=label,
+                progress=progress,
+                checkpoints=folder,
+                checkpoint_every=checkpoint_every,
+                resume=resume and any(folder.glob("checkpoint-*.npz")),
+                expect={"config_hash": config_hash(config.model_dump()), "stream": stream_key},
+            )
             predictions[label] = result.history.outputs
             speeds[label] = result.summary["steps_per_second"]
     predictions["logistic regression"] = logistic_logits(
@@ -229,9 +259,8 @@ def run(
         "experiment": "lob",
         "data": {
             "orderbook": str(orderbook),
-            "orderbook_sha256": file_sha256(orderbook),
             "message": str(message) if message else None,
-            "message_sha256": file_sha256(message) if message else None,
+            **data_hashes,
             "events": len(day),
             "levels": day.n_levels,
             "samples": len(labels),
@@ -253,6 +282,7 @@ def run(
             "seed": seed,
         },
         "results": table.to_dict(orient="records"),
+        "resumed": resume,
         "versions": versions(),
     }
     write_json(out / "summary.json", summary)
