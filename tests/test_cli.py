@@ -135,8 +135,13 @@ def bad_inputs(tmp_path: Path, table: Path) -> list[tuple[list[str], str]]:
     empty.write_text("")
     bad_config = tmp_path / "bad.toml"
     bad_config.write_text("hiden = 3\n")
+    stamped = tmp_path / "stamped.csv"
+    stamped.write_text("t,x,y\n0.5,1,0.5\n0.75,0,0.5\n0.75,1,0.5\n")
     base = ["--target", "y", "--out", str(tmp_path / "never")]
     return [
+        (["train", "--data", str(stamped), *base, "--time", "t"], "row 4, column 't'"),
+        (["train", "--data", str(stamped), *base, "--time", "when"], "'when'"),
+        (["train", "--data", str(table), *base, "--algo", "tbptt:1000"], "at least 1000"),
         (["train", "--data", str(tmp_path / "missing.csv"), *base], "missing.csv"),
         (["train", "--data", str(table), "--target", "nope", "--out", str(tmp_path / "n")], "nope"),
         (["train", "--data", str(text_file), *base], "row 3"),

@@ -294,6 +294,64 @@ def test_skip_invalid_with_nothing_left(tmp_path: Path) -> None:
     assert "no valid rows" in str(error)
 
 
+# --- time stamps -------------------------------------------------------------------------
+
+
+def test_time_column_is_checked_and_not_an_input(tmp_path: Path) -> None:
+    stream = read_table(_write(tmp_path, "t.csv", "t,a,y\n1,2,3\n2.5,4,5\n"), "y", time="t")
+    assert stream.input_names == ("a",)
+    np.testing.assert_array_equal(stream.inputs, [[2], [4]])
+
+
+@pytest.mark.parametrize(
+    ("stamps", "row", "problem"),
+    [("1,2,2", 4, "duplicated time stamp"), ("1,3,2", 4, "time stamps go back")],
+)
+def test_bad_time_stamps_are_located(tmp_path: Path, stamps: str, row: int, problem: str) -> None:
+    rows = "".join(f"{t},0,1\n" for t in stamps.split(","))
+    error = _error(_write(tmp_path, "t.csv", "t,a,y\n" + rows), time="t")
+    assert (error.row, error.column, problem in str(error)) == (row, "t", True)
+
+
+def test_time_column_must_exist_and_differ_from_the_target(tmp_path: Path) -> None:
+    path = _write(tmp_path, "t.csv", "t,a,y\n1,2,3\n")
+    assert "no time column" in str(_error(path, time="when"))
+    assert "target and the time column" in str(_error(path, time="y"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    stamps=st.lists(st.one_of(st.integers(-3, 12), st.just(float("nan"))), min_size=1, max_size=12),
+    skip=st.booleans(),
+)
+def test_time_stamps_kept_are_exactly_the_strictly_increasing_record(
+    stamps: list[float], skip: bool
+) -> None:
+    """Kept rows are those whose stamp exceeds every earlier valid stamp; without skipping,
+    the first missing stamp, or else the first late one, raises naming its row."""
+    expected, latest = [], -np.inf
+    for i, t in enumerate(stamps):
+        if t == t and t > latest:
+            expected.append(i)
+            latest = t
+    late = [i for i, t in enumerate(stamps) if t == t and i not in expected]
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "t.csv"
+        path.write_text("t,a,y\n" + "".join(f"{t},{i},{i}\n" for i, t in enumerate(stamps)))
+        try:
+            stream = read_table(path, "y", time="t", task="regression", skip_invalid=skip)
+        except DataError as error:
+            assert "\n" not in str(error)
+            if skip:
+                assert not expected  # nothing valid left
+            else:  # missing stamps are reported first, then the first late one
+                nan_rows = [i for i, t in enumerate(stamps) if t != t]
+                assert error.row == min(nan_rows or late) + 2
+            return
+    assert skip or len(expected) == len(stamps)
+    assert stream.targets.tolist() == expected
+
+
 # --- classification ----------------------------------------------------------------------
 
 

@@ -48,6 +48,10 @@ def train(
         typer.Option(help="Comma-separated input columns (default: all but the target)."),
     ] = None,
     task: Annotated[str, typer.Option(help="regression, classification or auto.")] = "auto",
+    time: Annotated[
+        str | None,
+        typer.Option(help="Time-stamp column: checked strictly increasing, not an input."),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option(help="JSON/TOML file of the options below; command-line values win."),
@@ -150,6 +154,7 @@ def train(
             target=target,
             inputs=inputs,
             task=task if task != "auto" else None,
+            time=time,
         )
         for key, value in given.items():
             if source.get(key) != value:
@@ -158,11 +163,12 @@ def train(
                     f"resumed ({source.get(key)!r})"
                 )
         values = run["options"]
-        data, target, inputs, task = (
+        data, target, inputs, task, time = (
             Path(source["data"]),
             source["target"],
             source["inputs"],
             source["task"],
+            source.get("time"),
         )
         skip_invalid = source["skip_invalid"]
     elif data is None or target is None:
@@ -171,7 +177,7 @@ def train(
     if task not in ("regression", "classification", "auto"):
         raise UserError(f"--task: unknown task {task!r}; use regression, classification or auto")
     columns = [c.strip() for c in inputs.split(",")] if inputs else None
-    stream = read_table(data, target, columns, task=task, skip_invalid=skip_invalid)  # type: ignore[arg-type]
+    stream = read_table(data, target, columns, task=task, skip_invalid=skip_invalid, time=time)  # type: ignore[arg-type]
     data_hash = file_sha256(data)
     expect = {"config_hash": config_hash(settings.model_dump()), "data_sha256": data_hash}
     if not resume:
@@ -186,6 +192,7 @@ def train(
                     "target": target,
                     "inputs": inputs,
                     "task": task,
+                    "time": time,
                     "skip_invalid": skip_invalid,
                 },
                 **expect,
@@ -230,6 +237,7 @@ def train(
             "file": str(data),
             "sha256": data_hash,
             "target": target,
+            "time": time,
             "inputs": list(stream.input_names),
             "rows": len(stream),
             "n_classes": stream.n_classes,

@@ -13,7 +13,7 @@ import numpy as np
 from streamgrad.checkpoint import load_checkpoint, save_checkpoint
 from streamgrad.config import TrainConfig
 from streamgrad.data.dataset import Stream
-from streamgrad.errors import UserError
+from streamgrad.errors import DataError, UserError
 from streamgrad.gradients import make_algorithm
 from streamgrad.model import make_model
 from streamgrad.online import ChunkRecord, History, LearnerState, LrBackoff, OnlineLearner
@@ -124,6 +124,13 @@ def train_on_stream(
     """
     label = label or config.algorithm_spec
     learner, state = build_learner(config, stream.input_dim, stream.n_classes)
+    window = learner.algorithm.options.get("tau")
+    if window is not None and len(stream) < window:
+        raise DataError(
+            f"only {len(stream)} usable rows; {config.algorithm_spec} needs at least {window} "
+            "(one truncation window)",
+            file=stream.source or None,
+        )
     history = None
     width = stream.n_classes or 1
     dtype = jax.tree_util.tree_leaves(state.params)[0].dtype

@@ -87,6 +87,7 @@ def read_table(
     *,
     task: Task = "auto",
     skip_invalid: bool = False,
+    time: str | None = None,
 ) -> Stream:
     """Read a stream from a CSV (.csv, .txt, .tsv) or Parquet (.parquet, .pq) file.
 
@@ -108,10 +109,14 @@ def read_table(
             integer literal in CSV, an integer type in Parquet) and has at most
             `AUTO_MAX_CLASSES` (20) distinct values; regression otherwise.
 
-    skip_invalid: rows with an empty, non-numeric, NaN or infinite value in a used column
-        are dropped and their row numbers recorded in `Stream.skipped_rows`; by default
-        the first such cell raises. No row is ever dropped otherwise (blank lines of a
-        CSV file are not rows).
+    time: optional time-stamp column (numeric, e.g. seconds). It is validated, not used as
+        an input (unless listed in `inputs`): stamps must be strictly increasing, and the
+        first duplicated or earlier stamp raises, naming its row and the previous stamp.
+
+    skip_invalid: rows with an empty, non-numeric, NaN or infinite value in a used column,
+        or a time stamp not after every earlier one, are dropped and their row numbers
+        recorded in `Stream.skipped_rows`; by default the first such cell raises. No row
+        is ever dropped otherwise (blank lines of a CSV file are not rows).
 
     Row numbers are 1-based: the line number for CSV (header = row 1, first data row =
     row 2), the record index for Parquet (first record = row 1).
@@ -130,8 +135,8 @@ def read_table(
     _check_file(path, file)
     suffix = _suffix(path)
     table = _load_csv(path, file, suffix) if suffix in CSV_SUFFIXES else _load_parquet(path, file)
-    input_names = _resolve_columns(table, target, inputs, file)
-    used = sorted({target, *input_names}, key=table.names.index)
+    input_names = _resolve_columns(table, target, inputs, file, time)
+    used = sorted({target, *input_names, *([time] if time else [])}, key=table.names.index)
     columns = [table.column(name) for name in used]
     values = np.stack([c.values for c in columns], axis=1)  # (n, len(used)), file order
 
@@ -147,6 +152,10 @@ def read_table(
             row=int(table.rows[i]),
             column=used[j],
             value=_short(columns[j].cell(i)),
+        )
+    if time is not None:
+        bad_rows |= _out_of_order(
+            values[:, used.index(time)], bad_rows, table, time, file, skip_invalid
         )
     kept = np.flatnonzero(~bad_rows)
     if kept.size == 0:
@@ -177,6 +186,29 @@ def read_table(
         source=file,
         skipped_rows=tuple(int(r) for r in table.rows[bad_rows]),
     )
+
+
+def _out_of_order(
+    stamps: np.ndarray, invalid: np.ndarray, table: _Table, time: str, file: str, skip: bool
+) -> np.ndarray:
+    """(n,) bool: rows whose time stamp is not after every earlier valid stamp. Such a row
+    never raises the running maximum, so comparing with the maximum over all earlier valid
+    rows gives the same answer as comparing with the last kept one."""
+    valid = np.where(invalid, -np.inf, stamps)
+    before = np.r_[-np.inf, np.maximum.accumulate(valid)[:-1]]
+    late = ~invalid & (stamps <= before)
+    if late.any() and not skip:
+        i = int(np.argmax(late))
+        problem = "duplicated time stamp" if stamps[i] == before[i] else "time stamps go back"
+        raise DataError(
+            f"{problem}: not after the previous {before[i]:g} ({int(late.sum())} such row(s); "
+            "skip_invalid=True drops them)",
+            file=file,
+            row=int(table.rows[i]),
+            column=time,
+            value=_short(table.column(time).cell(i)),
+        )
+    return late
 
 
 def _class_labels(
@@ -265,9 +297,10 @@ def _check_file(path: Path, file: str) -> None:
 
 
 def _resolve_columns(
-    table: _Table, target: str, inputs: Sequence[str] | None, file: str
+    table: _Table, target: str, inputs: Sequence[str] | None, file: str, time: str | None = None
 ) -> list[str]:
-    """Check the target and input columns exist and are distinct; return the input names."""
+    """Check the target, time and input columns exist and are distinct; return the input
+    names (by default every column but the target and the time column)."""
     names = table.names
 
     def missing(name: str, role: str) -> DataError:
@@ -284,8 +317,12 @@ def _resolve_columns(
 
     if target not in names:
         raise missing(target, "target")
+    if time is not None and time not in names:
+        raise missing(time, "time")
+    if time == target:
+        raise DataError("is both the target and the time column", file=file, column=time)
     if inputs is None:
-        input_names = [n for n in names if n != target]
+        input_names = [n for n in names if n not in (target, time)]
         if not input_names:
             raise DataError("no input columns left: the only column is the target", file=file)
         return input_names
