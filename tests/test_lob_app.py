@@ -148,6 +148,16 @@ def test_lob_command_rejects_a_malformed_file(
     assert len(err.splitlines()) == 1 and "orderbook.csv" in err and "row 2" in err
 
 
+def test_lob_command_names_a_missing_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["lob", "--orderbook", str(tmp_path / "gone.csv"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2
+    assert len(err.splitlines()) == 1 and "gone.csv" in err and "Traceback" not in err
+
+
 def test_lob_resume_continues_each_method_exactly(tmp_path: Path) -> None:
     """Stop after the first method finished and the second saved mid-day (its newest
     checkpoint removed, as after kill -9 before that save); --resume gives the same results."""

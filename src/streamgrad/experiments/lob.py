@@ -170,7 +170,8 @@ def run(
     resume: bool = False,
     chunk: int = CHUNK_EVENTS * 4,
 ) -> dict[str, Any]:
-    data_hashes = {
+    day = read_lobster(orderbook, message, levels=levels, skip_invalid=skip_invalid)
+    data_hashes = {  # after the reader, which reports a missing or bad file on one line
         "orderbook_sha256": file_sha256(orderbook),
         "message_sha256": file_sha256(message) if message else None,
     }
@@ -184,7 +185,6 @@ def run(
             "skip_invalid": skip_invalid,
         }
     )
-    day = read_lobster(orderbook, message, levels=levels, skip_invalid=skip_invalid)
     stream, frame = lob_stream(day, sampling=sampling, dt=dt, classes=classes)  # type: ignore[arg-type]
     labels = stream.targets
     if len(labels) < MIN_SAMPLES:
