@@ -138,16 +138,8 @@ def train(
     )
     run_file = out / "run.json"
     if resume:
-        if not run_file.is_file():
-            raise UserError(f"{out}: no run to resume (run.json missing)")
-        run = json.loads(run_file.read_text())
-        stored_config = run["config"]
-        for key, value in values.items():
-            if stored_config.get(key) != value:
-                raise UserError(
-                    f"--resume: --{key.replace('_', '-')} {value!r} differs from "
-                    f"the run being resumed ({stored_config.get(key)!r})"
-                )
+        run = _stored_run(run_file)
+        _refuse_changes(values, run["config"])
         source = run["data"]
         given = _options(
             data=str(data) if data else None,
@@ -156,12 +148,7 @@ def train(
             task=task if task != "auto" else None,
             time=time,
         )
-        for key, value in given.items():
-            if source.get(key) != value:
-                raise UserError(
-                    f"--resume: --{key} {value!r} differs from the run being "
-                    f"resumed ({source.get(key)!r})"
-                )
+        _refuse_changes(given, source)
         values = run["options"]
         data, target, inputs, task, time = (
             Path(source["data"]),
@@ -448,15 +435,7 @@ def lob(
     }
     run_file = out / "run.json"
     if resume:
-        if not run_file.is_file():
-            raise UserError(f"{out}: no run to resume (run.json missing)")
-        stored = json.loads(run_file.read_text())
-        for key, value in options.items():
-            if stored.get(key) != value:
-                raise UserError(
-                    f"--resume: --{key.replace('_', '-')} {value!r} differs from the run "
-                    f"being resumed ({stored.get(key)!r})"
-                )
+        _refuse_changes(options, _stored_run(run_file))
     else:
         out = prepare_output_dir(out, force=force)
         write_json(run_file, options)
@@ -512,6 +491,23 @@ def alignment(
     )
     Console(soft_wrap=True).print(experiment.table_text(summary))
     console.print(f"results in {out}/ (table.csv, summary.json, loss.png)")
+
+
+def _stored_run(run_file: Path) -> dict[str, Any]:
+    """The run.json of the run that --resume continues."""
+    if not run_file.is_file():
+        raise UserError(f"{run_file.parent}: no run to resume (run.json missing)")
+    return json.loads(run_file.read_text())
+
+
+def _refuse_changes(given: dict[str, Any], stored: dict[str, Any]) -> None:
+    """--resume must not change an option: name the first that differs from `stored`."""
+    for key, value in given.items():
+        if stored.get(key) != value:
+            raise UserError(
+                f"--resume: --{key.replace('_', '-')} {value!r} differs from the run being "
+                f"resumed ({stored.get(key)!r})"
+            )
 
 
 def _numbers(text: str, kind: type, option: str) -> list[Any]:
