@@ -14,6 +14,7 @@ import numpy as np
 
 from streamgrad.data.dataset import Stream
 from streamgrad.data.lobster import LobsterDay
+from streamgrad.data.lobster_format import PRICE_SCALE
 from streamgrad.errors import DataError, UserError
 
 __all__ = [
@@ -30,7 +31,6 @@ TICK = 0.01
 """Price tick in dollars (NASDAQ stocks above $1)."""
 
 _BP = 1e4  # basis points per unit log return
-_PRICE_SCALE = 1e4  # LOBSTER price grid: 1e-4 dollars
 _N_ONE_HOT = 5  # event types 1..5 get indicator features; 6 (cross) and 7 (halt) get none
 _STD_BLOCK = 1024  # block length of the blocked running-moment computation
 
@@ -124,10 +124,28 @@ def lob_features(
 
     Rows whose level-1 bid or ask is empty (no mid-price) are a `DataError`.
     """
-    n = len(day)
-    if n == 0:
-        raise DataError("the LOBSTER day has no rows", file=day.orderbook_file)
     levels = day.n_levels if levels is None else levels
+    ask_units, bid_units = _level_one_units(day, levels)
+    index, sample_time = _samples(day, sampling, dt)
+    mid = ((ask_units + bid_units) / (2 * PRICE_SCALE))[index]
+    features = _book_features(day, index, levels, (ask_units - bid_units)[index], mid)
+    if day.has_messages:
+        features |= _message_features(day, index, sample_time, sampling)
+    return FeatureFrame(
+        values=np.column_stack(list(features.values())),
+        names=tuple(features),
+        index=index,
+        time=None if sample_time is None else np.asarray(sample_time, dtype=np.float64),
+        mid=mid,
+    )
+
+
+def _level_one_units(day: LobsterDay, levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Level-1 ask and bid prices (T,) in units of 1e-4 dollars, snapped to that grid so
+    that equal books give bit-identical mids and spreads. Checks the day has rows, that
+    `levels` fits it and that level 1 is never empty on either side."""
+    if len(day) == 0:
+        raise DataError("the LOBSTER day has no rows", file=day.orderbook_file)
     if not 1 <= levels <= day.n_levels:
         raise UserError(f"levels must be in 1..{day.n_levels} for this day, got {levels}")
     ask, bid = day.ask_price[:, 0], day.bid_price[:, 0]
@@ -140,12 +158,38 @@ def lob_features(
             row=int(day.lines[row]),
             column="ask_price_1" if np.isnan(ask[row]) else "bid_price_1",
         )
-    # Snap to the 1e-4 grid so that equal books give bit-identical mids and spreads.
-    ask_units, bid_units = np.rint(ask * _PRICE_SCALE), np.rint(bid * _PRICE_SCALE)
-    mid_all = (ask_units + bid_units) / (2 * _PRICE_SCALE)
+    return np.rint(ask * PRICE_SCALE), np.rint(bid * PRICE_SCALE)
 
+
+def _book_features(
+    day: LobsterDay, index: np.ndarray, levels: int, spread_units: np.ndarray, mid: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The book feature columns (T',) by name, in column order, from the samples' spread
+    (1e-4 $ units) and mid-price: spread in dollars and ticks, `levels` imbalances, mid
+    return, level-1 OFI."""
+    spread_ticks = spread_units / (TICK * PRICE_SCALE)
+    ask_size, bid_size = day.ask_size[index, :levels], day.bid_size[index, :levels]
+    depth = ask_size + bid_size
+    imbalance = np.divide(bid_size - ask_size, depth, out=np.zeros_like(depth), where=depth > 0)
+    mid_return = np.zeros(index.size)
+    mid_return[1:] = _BP * np.log(mid[1:] / mid[:-1])
+    flow = ofi(day.ask_price[:, 0], day.ask_size[:, 0], day.bid_price[:, 0], day.bid_size[:, 0])
+    return {
+        "spread_usd": spread_ticks * TICK,
+        "spread_ticks": spread_ticks,
+        **{f"imbalance_{i + 1}": column for i, column in enumerate(imbalance.T)},
+        "mid_return_bp": mid_return,
+        "ofi_1": _interval_sum(flow, index),
+    }
+
+
+def _samples(
+    day: LobsterDay, sampling: Literal["event", "clock"], dt: float
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(index, sample_time): the event row (T',) int64 of each sample and its time (T',)
+    (None for a book-only day under event sampling); see `lob_features`."""
     if sampling == "event":
-        index = np.arange(n, dtype=np.int64)
+        index = np.arange(len(day), dtype=np.int64)
         sample_time = day.time
     elif sampling == "clock":
         if day.time is None:
@@ -161,55 +205,37 @@ def lob_features(
         raise UserError(f"sampling must be 'event' or 'clock', got {sampling!r}")
     if index.size == 0:
         raise DataError("no clock sample fits in the day; use a smaller dt", file=day.message_file)
+    return index, sample_time
 
-    def interval_sum(flow: np.ndarray) -> np.ndarray:
-        """(T, ...) per-event flow -> (T', ...) sums over the events of each interval."""
-        total = np.cumsum(flow, axis=0)[index]
-        total[1:] -= total[:-1].copy()
-        return total
 
-    mid = mid_all[index]
-    spread_ticks = (ask_units - bid_units)[index] / (TICK * _PRICE_SCALE)
-    ask_size, bid_size = day.ask_size[index, :levels], day.bid_size[index, :levels]
-    depth = ask_size + bid_size
-    imbalance = np.divide(bid_size - ask_size, depth, out=np.zeros_like(depth), where=depth > 0)
-    mid_return = np.zeros(index.size)
-    mid_return[1:] = _BP * np.log(mid[1:] / mid[:-1])
-    flow = ofi(ask, day.ask_size[:, 0], bid, day.bid_size[:, 0])
-    columns = [spread_ticks * TICK, spread_ticks, *imbalance.T, mid_return, interval_sum(flow)]
-    names = [
-        "spread_usd",
-        "spread_ticks",
-        *(f"imbalance_{i}" for i in range(1, levels + 1)),
-        "mid_return_bp",
-        "ofi_1",
-    ]
-    if day.has_messages:
-        types = day.event_type[:, None] == np.arange(1, _N_ONE_HOT + 1)
-        executed = (day.event_type == 4) | (day.event_type == 5)
-        volume = interval_sum(np.where(executed, -day.direction * day.size, 0.0))
-        if sampling == "event":
-            since = np.zeros(n)
-            since[1:] = np.diff(day.time)
-        else:
-            since = sample_time - day.time[index]
-        columns += [
-            *interval_sum(types.astype(np.float64)).T,
-            np.sign(volume) * np.log1p(np.abs(volume)),
-            np.log1p(since),
-        ]
-        names += [
-            *(f"event_type_{i}" for i in range(1, _N_ONE_HOT + 1)),
-            "signed_volume",
-            "log_time_since_event",
-        ]
-    return FeatureFrame(
-        values=np.column_stack(columns),
-        names=tuple(names),
-        index=index,
-        time=None if sample_time is None else np.asarray(sample_time, dtype=np.float64),
-        mid=mid,
-    )
+def _interval_sum(flow: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """(T, ...) per-event flow -> (T', ...) sums over the events of each sample's interval
+    (the events after the previous sample's event `index`, up to and including its own)."""
+    total = np.cumsum(flow, axis=0)[index]
+    total[1:] -= total[:-1].copy()
+    return total
+
+
+def _message_features(
+    day: LobsterDay, index: np.ndarray, sample_time: np.ndarray, sampling: str
+) -> dict[str, np.ndarray]:
+    """The message-file feature columns (T',) by name, in column order: event-type counts
+    1.._N_ONE_HOT, the signed executed volume and log1p of the time since the previous
+    event."""
+    types = day.event_type[:, None] == np.arange(1, _N_ONE_HOT + 1)
+    executed = (day.event_type == 4) | (day.event_type == 5)
+    volume = _interval_sum(np.where(executed, -day.direction * day.size, 0.0), index)
+    if sampling == "event":
+        since = np.zeros(len(day))
+        since[1:] = np.diff(day.time)
+    else:
+        since = sample_time - day.time[index]
+    counts = _interval_sum(types.astype(np.float64), index)
+    return {
+        **{f"event_type_{i + 1}": column for i, column in enumerate(counts.T)},
+        "signed_volume": np.sign(volume) * np.log1p(np.abs(volume)),
+        "log_time_since_event": np.log1p(since),
+    }
 
 
 def _past_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -3,7 +3,7 @@
 Every generator is a deterministic function of its arguments and an explicit integer
 `seed` (all randomness comes from `np.random.default_rng(seed)`), and returns a `Stream`
 of T = `n_steps` examples (x_k, y_k), k = 0, ..., T-1. `SOURCES` maps a short name to
-each generator so that a command line can pick one by name.
+each generator.
 """
 
 from __future__ import annotations
