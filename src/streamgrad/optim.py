@@ -13,13 +13,11 @@ a run can lower its learning rate to c * alpha_k after a divergence and a checkp
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import jax.numpy as jnp
 import optax
 
-OptimizerName = Literal["sgd", "adam", "rmsprop", "adamw"]
-ScheduleName = Literal["constant", "robbins-monro", "cosine", "exponential"]
 OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam, "rmsprop": optax.rmsprop, "adamw": optax.adamw}
 SCHEDULES = ("constant", "robbins-monro", "cosine", "exponential")
 

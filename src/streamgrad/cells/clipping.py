@@ -5,7 +5,7 @@
 
 g is twice continuously differentiable (value, slope 1 and curvature 0 match at |z| = M),
 strictly increasing, |g| < G and 0 < g' <= 1. With G * sup|sigma'| < 1 the papers' hidden
-maps are contractions in S for every parameter value (tests/test_cells.py checks it).
+maps are contractions in S for every parameter value.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from streamgrad.gradients import alignment_summary, make_algorithm, rtrl, shadow
 from streamgrad.model import make_model
 from streamgrad.online import OnlineLearner
 from streamgrad.optim import make_optimizer, make_schedule
-from streamgrad.reporting import plot_losses, versions, write_json
+from streamgrad.reporting import Column, plot_losses, render_table, versions, write_json
 
 METHODS = ("rtrl", "snap1", "snap2", "rflo", "uoro", "tbptt:1")
 
@@ -88,10 +88,11 @@ def run(
 
 
 def table_text(summary: dict[str, Any]) -> str:
-    lines = [f"{'method':<10} {'cosine':>8} {'rel.error':>10} {'loss (last 10%)':>16}"]
-    for row in summary["results"]:
-        lines.append(
-            f"{row['method']:<10} {row['cosine']:>8.3f} {row['relative_error']:>10.3f} "
-            f"{row['loss_last_10pct']:>16.5f}"
-        )
-    return "\n".join(lines)
+    """Alignment with the exact gradient and the loss, one line per method."""
+    columns = [
+        Column("method", align="left"),
+        Column("cosine", spec=".3f"),
+        Column("relative_error", "rel.error", ".3f"),
+        Column("loss_last_10pct", "loss (last 10%)", ".5f"),
+    ]
+    return render_table(summary["results"], columns)

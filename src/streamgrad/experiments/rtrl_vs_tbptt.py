@@ -24,7 +24,14 @@ import pandas as pd
 from streamgrad.config import TrainConfig
 from streamgrad.data.synthetic import add_task
 from streamgrad.errors import DivergenceError
-from streamgrad.reporting import chunk_table, plot_losses, versions, write_json
+from streamgrad.reporting import (
+    Column,
+    chunk_table,
+    plot_losses,
+    render_table,
+    versions,
+    write_json,
+)
 from streamgrad.training import RunResult, train_on_stream
 
 MEAN_ONLY_LOSS = 0.078125
@@ -149,17 +156,16 @@ def run(
 
 
 def table_text(summary: dict[str, Any]) -> str:
-    """The best run per method as a small plain-text table."""
+    """The best run per method as a small plain-text table, below the true coefficients."""
     t1, t2 = summary["task"]["lags"]
-    lines = [
-        f"{'method':<12} {'lr':>6} {'loss (last 10%)':>16} {'coef lag ' + str(t1):>12} "
-        f"{'coef lag ' + str(t2):>12} {'steps/s':>9}",
-        f"{'(truth)':<12} {'':>6} {0.0:>16.5f} {0.5:>12.3f} {-0.25:>12.3f}",
+    columns = [
+        Column("method", align="left"),
+        Column("lr", spec="g"),
+        Column("loss", "loss (last 10%)", ".5f"),
+        Column(f"lag_{t1}", f"coef lag {t1}", ".3f"),
+        Column(f"lag_{t2}", f"coef lag {t2}", ".3f"),
+        Column("steps_per_second", "steps/s", ".0f"),
     ]
-    for method, best in summary["best"].items():
-        lines.append(
-            f"{method:<12} {best['lr']:>6g} {best['loss']:>16.5f} "
-            f"{best[f'lag_{t1}']:>12.3f} {best[f'lag_{t2}']:>12.3f} "
-            f"{best['steps_per_second']:>9.0f}"
-        )
-    return "\n".join(lines)
+    truth = {"method": "(truth)", "loss": 0.0, f"lag_{t1}": 0.5, f"lag_{t2}": -0.25}
+    best = [{"method": method, **row} for method, row in summary["best"].items()]
+    return render_table([truth, *best], columns)
