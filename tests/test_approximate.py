@@ -31,8 +31,8 @@ from streamgrad.gradients import (
     snap1,
     uoro,
 )
-from streamgrad.gradients.snap import recurrence_diagonal
 from streamgrad.gradients.snap import snap_pattern as snap_pattern_of
+from streamgrad.gradients.traces import recurrence_diagonal
 from streamgrad.model import Model, loss_value, make_model
 from streamgrad.online import OnlineLearner
 
@@ -436,12 +436,12 @@ def test_every_algorithm_trains_in_the_online_learner_without_nan(
 
 def test_specs_are_parsed_and_bad_ones_rejected() -> None:
     model = make_model("elman", 3, 1)
-    assert make_algorithm("uoro", model).options["seed"] == 0
-    assert make_algorithm("uoro:7", model).options["seed"] == 7
+    assert make_algorithm("uoro", model).seed == 0
+    assert make_algorithm("uoro:7", model).seed == 7
     assert make_algorithm("snap1", model).name == "snap1"
-    assert make_algorithm("rflo", model).options["decay"] == 0.0
-    assert make_algorithm("rflo:0.25", model).options["decay"] == 0.25
-    assert make_algorithm("snap3", model).options["order"] == 3
+    assert make_algorithm("rflo", model).decay == 0.0
+    assert make_algorithm("rflo:0.25", model).decay == 0.25
+    assert make_algorithm("snap3", model).order == 3
     for spec in [
         "uoro:x",
         "uoro:-1",

@@ -211,4 +211,4 @@ def dense_path(cell: str, algorithm: str) -> tuple[bool, bool]:
     name, options = _cell_options(cell)
     model = make_model(name, 2, 1, **options)
     built = make_algorithm(algorithm, model)
-    return model.cell.structure == "dense", built.options.get("path") == "dense"
+    return model.cell.structure == "dense", built.path == "dense"

@@ -4,7 +4,11 @@ Exact: `rtrl` (forward sensitivities; dense, elementwise and memory paths), `bpt
 reference). Truncated: `tbptt` (k1, k2). Approximate online: `uoro` (rank-one unbiased),
 `snap1` (SnAp-1, O(P)), `snap` (SnAp-n on any cell), `rflo` (random-feedback local traces).
 `shadowed` runs any of them beside an exact RTRL shadow and reports gradient alignment.
-`make_algorithm` builds one from a spec string such as 'tbptt:10' or 'rflo:0.9'.
+`make_algorithm` builds one from a spec string such as 'tbptt:10' or 'rflo:0.9'; the built
+algorithm's settings are typed fields (`tau`, `every`, `path`, `order`, `seed`, `decay`, ...).
+Shared parts: `base.effective_step` (the pullback through the effective weights and the
+readout end of every every-step algorithm) and `traces` (the per-unit eligibility traces of
+SnAp-1, RFLO and elementwise RTRL).
 """
 
 from __future__ import annotations

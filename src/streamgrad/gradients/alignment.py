@@ -74,15 +74,8 @@ def shadowed(approx: OnlineAlgorithm, exact: OnlineAlgorithm) -> OnlineAlgorithm
     def flush(params: ModelParams, state: ShadowState) -> tuple[ModelParams, jax.Array | bool]:
         return approx.flush(params, state.approx)
 
-    return OnlineAlgorithm(
-        f"{approx.name}~{exact.name}",
-        approx.model,
-        init,
-        step,
-        flush,
-        every_step=approx.every_step,
-        options={"approx": approx.name, "exact": exact.name},
-    )
+    name = f"{approx.name}~{exact.name}"
+    return OnlineAlgorithm(name, approx.model, init, step, flush, every_step=approx.every_step)
 
 
 def alignment_summary(state: ShadowState) -> dict[str, float]:

@@ -10,20 +10,27 @@ An algorithm walks the stream with the network, one step at a time:
 `ready` says whether `grads` should be applied now: always for RTRL (a gradient of l_k every
 step), every k1 steps for TBPTT. `every_step` is True when `ready` is always True, so the
 learner can skip the conditional update. All functions are pure and jit-compatible.
+
+The every-step algorithms (RTRL, SnAp, UORO, RFLO) share one frame, `effective_step`: they
+track sensitivities in the effective weights psi = psi(theta_cell) (cells/base.py), take the
+readout end l_k, o_k, dl_k/dreadout and delta_k = dl_k/dS_{k+1} from the model, and pull
+their gradient in psi back to theta_cell with one vjp through `effective`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from streamgrad.cells.base import Params, Structure
 from streamgrad.model import Model, ModelParams
 
 State = Any
+Feedback = Literal["readout", "random"]  # RFLO's error signal (see rflo.py)
 
 
 class StepResult(NamedTuple):
@@ -35,15 +42,32 @@ class StepResult(NamedTuple):
     ready: jax.Array | bool
 
 
+Init = Callable[[ModelParams, jax.Array], State]
+Step = Callable[[ModelParams, jax.Array, State, jax.Array, jax.Array], StepResult]
+
+
 @dataclass(frozen=True)
 class OnlineAlgorithm:
+    """An online gradient algorithm: `init`, `step`, `flush` (see the module doc).
+
+    The settings after `every_step` record how it was built, None where they do not apply.
+    Like `Cell.options` they take no part in equality or hashing (the learner is a static jit
+    argument): the functions, whose closures hold the settings, already do."""
+
     name: str
     model: Model
-    init: Callable[[ModelParams, jax.Array], State]
-    step: Callable[[ModelParams, jax.Array, State, jax.Array, jax.Array], StepResult]
+    init: Init
+    step: Step
     flush: Callable[[ModelParams, State], tuple[ModelParams, jax.Array | bool]]
     every_step: bool
-    options: dict[str, Any] = field(default_factory=dict, compare=False)
+    tau: int | None = field(default=None, compare=False)  # TBPTT: truncation length k2
+    every: int | None = field(default=None, compare=False)  # TBPTT: update period k1
+    path: Structure | None = field(default=None, compare=False)  # RTRL: the path taken
+    order: int | None = field(default=None, compare=False)  # SnAp-n: n
+    seed: int | None = field(default=None, compare=False)  # UORO signs, RFLO feedback matrix
+    eps: float | None = field(default=None, compare=False)  # UORO: guard of the rho scalings
+    decay: float | None = field(default=None, compare=False)  # RFLO: trace retention
+    feedback: Feedback | None = field(default=None, compare=False)  # RFLO: error signal
 
 
 def zeros_like_tree(tree: Any) -> Any:
@@ -66,6 +90,37 @@ def loss_and_delta(
     return loss, output, g_readout, delta
 
 
+Finish = Callable[[jax.Array, jax.Array], tuple[Params, State]]
+Advance = Callable[[Params, jax.Array, State, jax.Array, jax.Array], tuple[jax.Array, Finish]]
+
+
+def effective_step(model: Model, advance: Advance) -> Step:
+    """The `step` of an every-step algorithm from its sensitivity core `advance`.
+
+    advance(psi, S_k, state, x_k, y_k) -> (S_{k+1} (N,), finish), and
+    finish(delta_k (N,), o_k (K,)) -> (dl_k/dpsi shaped like psi, new state). Around them:
+
+        psi, pullback = vjp(effective, theta_cell)
+        l_k, o_k, dl_k/dreadout, delta_k = loss_and_delta(readout, S_{k+1}, y_k)
+        dl_k/dtheta_cell = pullback(dl_k/dpsi) = (dpsi/dtheta_cell)^T dl_k/dpsi,
+
+    and the gradient {"cell": dl_k/dtheta_cell, "readout": dl_k/dreadout} is ready every step.
+    """
+
+    def step(
+        params: ModelParams, hidden: jax.Array, state: State, x: jax.Array, y: jax.Array
+    ) -> StepResult:
+        weights, pullback = jax.vjp(model.cell.effective, params["cell"])
+        new_hidden, finish = advance(weights, hidden, state, x, y)
+        loss, output, g_readout, delta = loss_and_delta(model, params["readout"], new_hidden, y)
+        g_weights, state = finish(delta, output)
+        (g_cell,) = pullback(g_weights)
+        grads = {"cell": g_cell, "readout": g_readout}
+        return StepResult(new_hidden, state, output, loss, grads, True)
+
+    return step
+
+
 def per_unit(vector: jax.Array, leaf: jax.Array) -> jax.Array:
     """Broadcast a per-unit vector (N,) against a leaf (N, ...) whose rows belong to units."""
     return vector.reshape(vector.shape + (1,) * (leaf.ndim - 1))
@@ -77,10 +132,6 @@ def tree_add(a: Any, b: Any) -> Any:
 
 def tree_scale(tree: Any, scalar: jax.Array) -> Any:
     return jax.tree_util.tree_map(lambda leaf: leaf * scalar, tree)
-
-
-def tree_select(pred: jax.Array | bool, on_true: Any, on_false: Any) -> Any:
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
 
 def accumulate_gradient(

@@ -7,18 +7,21 @@ the recurrent weights, the unit's own self-connection included:
     p_ij(k+1) = (1 - a) p_ij(k) + a phi'(u_i) h_j(k),      dW_ij = (B e_k)_i p_ij(k+1),
 
 with e_k the output error and B a fixed random matrix in place of the readout's transpose.
-In our terms a phi'(u_i) h_j(k) is the immediate term I_k[i, (i, j)] of a row-local leaf and
-1 - a the leak part of D_k[i, i]. Our cells have no leak term (a = 1), so the variant here
-takes the retention as a constant `decay` in [0, 1] and keeps, for each row-local leaf,
+Our cells have no leak (a = 1, h_{k+1} = phi(u_k)), and there phi'(u_i) h_j(k) is the immediate
+term I_k[i, (i, j)] of a row-local leaf. The variant here takes the retention as a constant
+`decay` in [0, 1] and keeps, for each row-local leaf (the per-unit traces of traces.py),
 
     E_{k+1}[i, q]   = decay E_k[i, q] + I_k[i, (i, q)],
-    dl_k/dpsi[i, q] = g_k[i] E_{k+1}[i, q],    dl_k/dtheta = (dpsi/dtheta)^T dl_k/dpsi,
+    dl_k/dpsi[i, q] = g_k[i] E_{k+1}[i, q],    dl_k/dtheta = (dpsi/dtheta)^T dl_k/dpsi.
 
-decay = 1 - 1/tau reproduces Murray's trace for a leaky cell with leak 1/tau; decay = 0
-(the default, the faithful mapping for leak-free cells) is the one-step truncation, the
-gradient through the last step only. Leaves that are not row-local are immediate-only,
-dl_k/dpsi = g_k^T I_k (as in SnAp-1, see snap.py). SnAp-1 is the same recursion with
-retention diag(D_k) instead of a constant.
+decay = 0 (the default) is exactly Murray's trace with a = 1, the faithful setting for the
+leak-free cells here: the one-step truncation, the gradient through the last step only.
+decay = 1 - a in (0, 1) is NOT Murray's trace with leak a = 1/tau: the new term enters without
+Murray's factor a, so E = p / a and the gradient of every traced leaf (for Elman the
+recurrent A, the input W and the bias b) is 1/(1 - decay) = tau times Murray's, in the same
+direction. This is kept as it is (under plain SGD a learning rate times 1 - decay gives
+Murray's update). Leaves that are not row-local are immediate-only, dl_k/dpsi = g_k^T I_k
+(as in SnAp-1). SnAp-1 is the same recursion with retention diag(D_k) instead of a constant.
 
 The error signal g_k (`feedback`):
 * "readout" (default): the true delta_k = dl_k/dS_{k+1};
@@ -32,17 +35,15 @@ row-local weight, plus B).
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from streamgrad.cells import Params
-from streamgrad.gradients.base import OnlineAlgorithm, StepResult, loss_and_delta, no_pending
-from streamgrad.gradients.snap import initial_traces, trace_gradient, trace_step
+from streamgrad.gradients.base import Feedback, Finish, OnlineAlgorithm, effective_step, no_pending
+from streamgrad.gradients.traces import initial_traces, trace_gradient, trace_step
 from streamgrad.model import Model, ModelParams, loss_value
-
-Feedback = Literal["readout", "random"]
 
 
 class RFLOState(NamedTuple):
@@ -69,28 +70,31 @@ def rflo(
             matrix = scale * jax.random.normal(jax.random.PRNGKey(seed), shape, hidden.dtype)
         return RFLOState(initial_traces(cell, params), matrix)
 
-    def step(
-        params: ModelParams, hidden: jax.Array, state: RFLOState, x: jax.Array, y: jax.Array
-    ) -> StepResult:
-        weights, pullback = jax.vjp(cell.effective, params["cell"])
+    def advance(
+        weights: Params, hidden: jax.Array, state: RFLOState, x: jax.Array, y: jax.Array
+    ) -> tuple[jax.Array, Finish]:
         retention = jnp.full_like(hidden, decay)
         new_hidden, traces, immediate_vjp = trace_step(
             cell, weights, hidden, x, state.traces, retention
         )
-        loss, output, g_readout, signal = loss_and_delta(model, params["readout"], new_hidden, y)
-        if state.feedback is not None:
-            error = jax.grad(lambda o: loss_value(model.loss, o, y))(output)
-            signal = state.feedback @ error
-        (g_cell,) = pullback(trace_gradient(weights, traces, immediate_vjp, signal))
-        grads = {"cell": g_cell, "readout": g_readout}
-        return StepResult(new_hidden, RFLOState(traces, state.feedback), output, loss, grads, True)
+
+        def finish(signal: jax.Array, output: jax.Array) -> tuple[Params, RFLOState]:
+            if state.feedback is not None:  # g_k = B dl_k/do_k instead of delta_k
+                error = jax.grad(lambda o: loss_value(model.loss, o, y))(output)
+                signal = state.feedback @ error
+            grads = trace_gradient(weights, traces, immediate_vjp, signal)
+            return grads, RFLOState(traces, state.feedback)
+
+        return new_hidden, finish
 
     return OnlineAlgorithm(
         "rflo",
         model,
         init,
-        step,
+        effective_step(model, advance),
         no_pending,
         every_step=True,
-        options={"decay": decay, "feedback": feedback, "seed": seed},
+        decay=decay,
+        feedback=feedback,
+        seed=seed,
     )

@@ -21,13 +21,17 @@ Three paths, chosen by the cell's declared structure (`path="auto"`):
   diagonal block is one scatter of N windows of one column, and dl_k/dpsi = J_{k+1}^T delta_k.
   Cost O(N^2 P) per step, memory O(N P).
 * elementwise (D_k diagonal, all leaves row-local): J is block diagonal; keep one row of
-  sensitivities per unit, J_{k+1}[i] = D_k[i, i] J_k[i] + I_k[i]. O(P) time and memory.
+  sensitivities per unit, J_{k+1}[i] = D_k[i, i] J_k[i] + I_k[i]: the per-unit traces of
+  traces.py with retention diag(D_k), exact here. O(P) time and memory.
 * memory (S_{k+1} = f(psi, u_k, x_k), u_k = m(psi, S_k) of dimension r): keep only the
   memory's sensitivity M_k = du_k/dpsi (r x P). With p_k = df/du (N x r),
       dS_{k+1}/dpsi = df/dpsi + p_k M_k,
       dl_k/dpsi     = delta_k^T df/dpsi + (delta_k^T p_k) M_k,
       M_{k+1}       = dm/dpsi + w^T df/dpsi + (w^T p_k) M_k,   w = dm/dS at S_{k+1} (r x N),
   where every "v^T df/dpsi" is one vjp. O(r P) per step, never an N x P matrix.
+
+Each path is an (init, advance) pair; `base.effective_step` adds the pullback through
+`effective` and the readout end.
 """
 
 from __future__ import annotations
@@ -41,13 +45,14 @@ from jax.flatten_util import ravel_pytree
 
 from streamgrad.cells import Cell, Params
 from streamgrad.gradients.base import (
+    Advance,
+    Finish,
+    Init,
     OnlineAlgorithm,
-    StepResult,
-    loss_and_delta,
+    effective_step,
     no_pending,
-    per_unit,
-    zeros_like_tree,
 )
+from streamgrad.gradients.traces import diagonal_traces
 from streamgrad.model import Model, ModelParams
 
 Path = Literal["auto", "dense", "elementwise", "memory"]
@@ -92,19 +97,19 @@ def _add_diagonal_blocks(transposed: jax.Array, block: _Block, values: jax.Array
     )
 
 
-def dense_influence(model: Model, keep: np.ndarray | None = None) -> tuple[Any, Any]:
-    """(init, step) of the dense path. With `keep` ((P, N) bool, the transposed layout), the
-    influence matrix is cut to that pattern after every update (SnAp-n, see snap.py)."""
+def dense_influence(model: Model, keep: np.ndarray | None = None) -> tuple[Init, Advance]:
+    """(init, advance) of the dense path; the state is J^T (P, N). With `keep` ((P, N) bool,
+    the transposed layout), the influence matrix is cut to that pattern after every update
+    (SnAp-n, see snap.py)."""
     cell = model.cell
 
     def init(params: ModelParams, hidden: jax.Array) -> jax.Array:
         flat, _ = ravel_pytree(cell.effective(params["cell"]))
         return jnp.zeros((flat.size, cell.hidden_size), flat.dtype)
 
-    def step(
-        params: ModelParams, hidden: jax.Array, transposed: jax.Array, x: jax.Array, y: jax.Array
-    ) -> StepResult:
-        weights, pullback = jax.vjp(cell.effective, params["cell"])
+    def advance(
+        weights: Params, hidden: jax.Array, transposed: jax.Array, x: jax.Array, y: jax.Array
+    ) -> tuple[jax.Array, Finish]:
         _, unravel = ravel_pytree(weights)
         blocks = _dense_layout(cell, weights)
         local = {name: weights[name] for name in cell.row_local}
@@ -125,40 +130,15 @@ def dense_influence(model: Model, keep: np.ndarray | None = None) -> tuple[Any, 
         if keep is not None:
             transposed = jnp.where(keep, transposed, 0)
 
-        loss, output, g_readout, delta = loss_and_delta(model, params["readout"], new_hidden, y)
-        (g_cell,) = pullback(unravel(transposed @ delta))
-        grads = {"cell": g_cell, "readout": g_readout}
-        return StepResult(new_hidden, transposed, output, loss, grads, True)
+        def finish(delta: jax.Array, output: jax.Array) -> tuple[Params, jax.Array]:
+            return unravel(transposed @ delta), transposed  # dl_k/dpsi = J_{k+1}^T delta_k
 
-    return init, step
+        return new_hidden, finish
 
-
-def _rtrl_elementwise(model: Model) -> tuple[Any, Any]:
-    cell = model.cell
-
-    def init(params: ModelParams, hidden: jax.Array) -> Params:
-        return zeros_like_tree(cell.effective(params["cell"]))
-
-    def step(
-        params: ModelParams, hidden: jax.Array, influence: Params, x: jax.Array, y: jax.Array
-    ) -> StepResult:
-        weights, pullback = jax.vjp(cell.effective, params["cell"])
-        ones = jnp.ones_like(hidden)
-        new_hidden, immediate_vjp = jax.vjp(lambda w: cell.step(w, hidden, x), weights)
-        (immediate,) = immediate_vjp(ones)
-        _, recurrence = jax.jvp(lambda s: cell.step(weights, s, x), (hidden,), (ones,))
-        influence = {
-            name: per_unit(recurrence, j) * j + immediate[name] for name, j in influence.items()
-        }
-        loss, output, g_readout, delta = loss_and_delta(model, params["readout"], new_hidden, y)
-        (g_cell,) = pullback({name: per_unit(delta, j) * j for name, j in influence.items()})
-        grads = {"cell": g_cell, "readout": g_readout}
-        return StepResult(new_hidden, influence, output, loss, grads, True)
-
-    return init, step
+    return init, advance
 
 
-def _rtrl_memory(model: Model) -> tuple[Any, Any]:
+def _rtrl_memory(model: Model) -> tuple[Init, Advance]:
     cell = model.cell
     memory, step_from_memory = cell.memory, cell.step_from_memory
     assert memory is not None and step_from_memory is not None
@@ -186,10 +166,9 @@ def _rtrl_memory(model: Model) -> tuple[Any, Any]:
     def init(params: ModelParams, hidden: jax.Array) -> Params:
         return memory_sensitivity(cell.effective(params["cell"]), hidden, None, None, None)
 
-    def step(
-        params: ModelParams, hidden: jax.Array, sensitivity: Params, x: jax.Array, y: jax.Array
-    ) -> StepResult:
-        weights, pullback = jax.vjp(cell.effective, params["cell"])
+    def advance(
+        weights: Params, hidden: jax.Array, sensitivity: Params, x: jax.Array, y: jax.Array
+    ) -> tuple[jax.Array, Finish]:
         u = memory(weights, hidden)
         new_hidden, f_vjp_full = jax.vjp(lambda w, m: step_from_memory(w, m, x), weights, u)
 
@@ -197,21 +176,21 @@ def _rtrl_memory(model: Model) -> tuple[Any, Any]:
             return (f_vjp_full(cotangent)[0],)
 
         p = jax.jacfwd(lambda m: step_from_memory(weights, m, x))(u)  # (N, r)
-        loss, output, g_readout, delta = loss_and_delta(model, params["readout"], new_hidden, y)
-        (direct,) = f_vjp(delta)
-        coeff = delta @ p  # (r,)
-        g_weights = jax.tree_util.tree_map(
-            lambda a, m: a + jnp.tensordot(coeff, m, axes=1), direct, sensitivity
-        )
-        (g_cell,) = pullback(g_weights)
-        sensitivity = memory_sensitivity(weights, new_hidden, f_vjp, p, sensitivity)
-        grads = {"cell": g_cell, "readout": g_readout}
-        return StepResult(new_hidden, sensitivity, output, loss, grads, True)
 
-    return init, step
+        def finish(delta: jax.Array, output: jax.Array) -> tuple[Params, Params]:
+            (direct,) = f_vjp(delta)
+            coeff = delta @ p  # (r,)
+            g_weights = jax.tree_util.tree_map(
+                lambda a, m: a + jnp.tensordot(coeff, m, axes=1), direct, sensitivity
+            )
+            return g_weights, memory_sensitivity(weights, new_hidden, f_vjp, p, sensitivity)
+
+        return new_hidden, finish
+
+    return init, advance
 
 
-_PATHS = {"dense": dense_influence, "elementwise": _rtrl_elementwise, "memory": _rtrl_memory}
+_PATHS = {"dense": dense_influence, "elementwise": diagonal_traces, "memory": _rtrl_memory}
 
 
 def rtrl(model: Model, *, path: Path = "auto") -> OnlineAlgorithm:
@@ -225,8 +204,8 @@ def rtrl(model: Model, *, path: Path = "auto") -> OnlineAlgorithm:
             f"path {chosen!r} needs a cell with {chosen} structure; "
             f"{model.cell.name} is {model.cell.structure}"
         )
-    init, step = _PATHS[chosen](model)
-
+    init, advance = _PATHS[chosen](model)
+    step = effective_step(model, advance)
     return OnlineAlgorithm(
-        f"rtrl-{chosen}", model, init, step, no_pending, every_step=True, options={"path": chosen}
+        f"rtrl-{chosen}", model, init, step, no_pending, every_step=True, path=chosen
     )

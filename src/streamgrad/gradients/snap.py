@@ -18,15 +18,8 @@ Leaves that are not row-local (the GRU reset gate, the shared meanfield B) have 
 in I_k, so their SnAp-1 pattern is the full column block and keeping it would be dense RTRL on
 those leaves (O(N^2) work per parameter). They are truncated to the immediate term instead,
 J_{k+1}[:, c] = I_k[:, c], so their gradient is delta_k^T I_k[:, c]: one vjp, nothing stored.
-
-diag(D_k) by the cell's structure:
-* elementwise: D_k is diagonal, so diag(D_k) = D_k 1, one jvp. SnAp-1 then keeps every
-  nonzero entry of J and equals exact RTRL.
-* memory: D_k = p w with p = df/du (N x r), w = dm/dS (r x N); diag(D_k)_i = sum_r p_ir w_ri,
-  r jvps and r vjps.
-* dense: a Jacobian's diagonal costs as much as the Jacobian in general (there is no
-  one-pass trick for a black-box step), so D_k is formed by N jvps (one batched forward pass
-  of width N) and its diagonal kept. A cell-provided per-unit derivative would remove this.
+These traces, and diag(D_k) by the cell's structure, live in traces.py. On an elementwise cell
+D_k is diagonal, so SnAp-1 keeps every nonzero entry of J and equals exact RTRL.
 
 Per step: memory O(P); time O(P) for elementwise cells, O(r P) for memory cells and
 O(N cost(F)) for dense cells (O(N P) for Elman), against O(N^2 P) for dense RTRL.
@@ -42,96 +35,22 @@ measure how well SnAp-n follows the exact gradient, not to save time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from streamgrad.cells import Cell, Params
-from streamgrad.gradients.base import (
-    OnlineAlgorithm,
-    StepResult,
-    loss_and_delta,
-    no_pending,
-    per_unit,
-)
+from streamgrad.gradients.base import OnlineAlgorithm, effective_step, no_pending
 from streamgrad.gradients.rtrl import dense_influence
-from streamgrad.model import Model, ModelParams
-
-ImmediateVjp = Callable[[jax.Array], tuple[Params]]
-
-
-def recurrence_diagonal(cell: Cell, weights: Params, hidden: jax.Array, x: jax.Array) -> jax.Array:
-    """diag(dS_{k+1}/dS_k), shape (N,): exact for every structure (cost in the module doc)."""
-    if cell.structure == "elementwise":
-        _, row_sums = jax.jvp(
-            lambda s: cell.step(weights, s, x), (hidden,), (jnp.ones_like(hidden),)
-        )
-        return row_sums  # D 1, the diagonal when D is diagonal
-    if cell.structure == "memory":
-        memory, step_from_memory = cell.memory, cell.step_from_memory
-        assert memory is not None and step_from_memory is not None
-        u, memory_vjp = jax.vjp(lambda s: memory(weights, s), hidden)
-        p = jax.jacfwd(lambda m: step_from_memory(weights, m, x))(u)  # (N, r)
-        (w,) = jax.vmap(memory_vjp)(jnp.eye(u.shape[0], dtype=u.dtype))  # (r, N)
-        return jnp.einsum("ir,ri->i", p, w)
-    return jnp.diagonal(jax.jacfwd(lambda s: cell.step(weights, s, x))(hidden))
-
-
-def trace_step(
-    cell: Cell,
-    weights: Params,
-    hidden: jax.Array,
-    x: jax.Array,
-    traces: Params,
-    retention: jax.Array,
-) -> tuple[jax.Array, Params, ImmediateVjp]:
-    """S_{k+1} and the per-unit traces E_{k+1}[i] = retention_i E_k[i] + I_k[i, block i] of the
-    row-local leaves, plus the vjp of the step in psi (for the leaves kept immediate-only)."""
-    new_hidden, immediate_vjp = jax.vjp(lambda w: cell.step(w, hidden, x), weights)
-    (immediate,) = immediate_vjp(jnp.ones_like(new_hidden))
-    traces = {name: per_unit(retention, e) * e + immediate[name] for name, e in traces.items()}
-    return new_hidden, traces, immediate_vjp
-
-
-def trace_gradient(
-    weights: Params, traces: Params, immediate_vjp: ImmediateVjp, signal: jax.Array
-) -> Params:
-    """Gradient in psi: signal_i E[i] on the traced (row-local) leaves and signal^T I_k on the
-    other leaves (immediate term only)."""
-    grads = {name: per_unit(signal, e) * e for name, e in traces.items()}
-    if len(traces) < len(weights):
-        (direct,) = immediate_vjp(signal)
-        grads.update({name: g for name, g in direct.items() if name not in traces})
-    return grads
-
-
-def initial_traces(cell: Cell, params: ModelParams) -> Params:
-    """E_0 = 0 for the row-local leaves (S_0 does not depend on psi)."""
-    weights = cell.effective(params["cell"])
-    return {name: jnp.zeros_like(weights[name]) for name in cell.row_local}
+from streamgrad.gradients.traces import diagonal_traces
+from streamgrad.model import Model
 
 
 def snap1(model: Model) -> OnlineAlgorithm:
     """SnAp-1 for any cell: per-unit traces for row-local leaves, immediate-only otherwise."""
-    cell = model.cell
-
-    def init(params: ModelParams, hidden: jax.Array) -> Params:
-        return initial_traces(cell, params)
-
-    def step(
-        params: ModelParams, hidden: jax.Array, traces: Params, x: jax.Array, y: jax.Array
-    ) -> StepResult:
-        weights, pullback = jax.vjp(cell.effective, params["cell"])
-        retention = recurrence_diagonal(cell, weights, hidden, x)
-        new_hidden, traces, immediate_vjp = trace_step(cell, weights, hidden, x, traces, retention)
-        loss, output, g_readout, delta = loss_and_delta(model, params["readout"], new_hidden, y)
-        (g_cell,) = pullback(trace_gradient(weights, traces, immediate_vjp, delta))
-        grads = {"cell": g_cell, "readout": g_readout}
-        return StepResult(new_hidden, traces, output, loss, grads, True)
-
-    return OnlineAlgorithm("snap1", model, init, step, no_pending, every_step=True)
+    init, advance = diagonal_traces(model)
+    return OnlineAlgorithm(
+        "snap1", model, init, effective_step(model, advance), no_pending, every_step=True
+    )
 
 
 def snap_pattern(model: Model, order: int) -> np.ndarray:
@@ -173,7 +92,8 @@ def snap(model: Model, order: int) -> OnlineAlgorithm:
     saves memory traffic only in what the optimizer and gradient see. Order 1 gives the same
     gradients as the O(P) `snap1` on cells whose leaves are all row-local (tested)."""
     pattern = snap_pattern(model, order)
-    init, step = dense_influence(model, keep=None if pattern.all() else pattern)
+    init, advance = dense_influence(model, keep=None if pattern.all() else pattern)
+    step = effective_step(model, advance)
     return OnlineAlgorithm(
-        f"snap{order}", model, init, step, no_pending, every_step=True, options={"order": order}
+        f"snap{order}", model, init, step, no_pending, every_step=True, order=order
     )

@@ -35,6 +35,32 @@ class TBPTTState(NamedTuple):
     since_update: jax.Array  # steps since the last gradient (<= k1)
 
 
+def window_gradient(
+    model: Model, params: ModelParams, state: TBPTTState, n_losses: jax.Array
+) -> ModelParams:
+    """d/dtheta of the sum of the last `n_losses` buffered losses, the forward pass rerun with
+    `params` over the valid slots of the window (k2 = buffer length, oldest first) from the
+    stored S at the window's start, held constant (the truncation)."""
+    k2 = state.inputs.shape[0]
+    order = (state.position + jnp.arange(k2)) % k2  # oldest first
+    slot = jnp.arange(k2)
+    valid = slot >= k2 - state.filled
+    counted = valid & (slot >= k2 - n_losses)
+    start = state.starts[order[k2 - state.filled]]
+
+    def window_loss(p: ModelParams) -> jax.Array:
+        def body(h: jax.Array, item: tuple) -> tuple[jax.Array, jax.Array]:
+            x, y, ok, use = item
+            new_hidden, _, loss = model.forward(p, h, x, y)
+            return jnp.where(ok, new_hidden, h), jnp.where(use, loss, 0.0)
+
+        items = (state.inputs[order], state.targets[order], valid, counted)
+        _, losses = jax.lax.scan(body, start, items)
+        return losses.sum()
+
+    return jax.grad(window_loss)(params)
+
+
 def tbptt(model: Model, tau: int, *, every: int | None = None) -> OnlineAlgorithm:
     """TBPTT(k1 = every or tau, k2 = tau)."""
     k2 = int(tau)
@@ -52,29 +78,10 @@ def tbptt(model: Model, tau: int, *, every: int | None = None) -> OnlineAlgorith
             *(jnp.zeros((), jnp.int32) for _ in range(3)),  # distinct buffers: donated
         )
 
-    def window_gradient(params: ModelParams, state: TBPTTState, n_losses: jax.Array) -> ModelParams:
-        order = (state.position + jnp.arange(k2)) % k2  # oldest first
-        slot = jnp.arange(k2)
-        valid = slot >= k2 - state.filled
-        counted = valid & (slot >= k2 - n_losses)
-        start = state.starts[order[k2 - state.filled]]
-
-        def window_loss(p: ModelParams) -> jax.Array:
-            def body(h: jax.Array, item: tuple) -> tuple[jax.Array, jax.Array]:
-                x, y, ok, use = item
-                new_hidden, _, loss = model.forward(p, h, x, y)
-                return jnp.where(ok, new_hidden, h), jnp.where(use, loss, 0.0)
-
-            items = (state.inputs[order], state.targets[order], valid, counted)
-            _, losses = jax.lax.scan(body, start, items)
-            return losses.sum()
-
-        return jax.grad(window_loss)(params)
-
     def gradient_if(params: ModelParams, state: TBPTTState, n_losses: jax.Array) -> ModelParams:
         return jax.lax.cond(
             n_losses > 0,
-            lambda: window_gradient(params, state, n_losses),
+            lambda: window_gradient(model, params, state, n_losses),
             lambda: zeros_like_tree(params),
         )
 
@@ -105,5 +112,6 @@ def tbptt(model: Model, tau: int, *, every: int | None = None) -> OnlineAlgorith
         step,
         flush,
         every_step=False,
-        options={"tau": k2, "every": k1},
+        tau=k2,
+        every=k1,
     )

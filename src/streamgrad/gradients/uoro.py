@@ -35,9 +35,9 @@ import jax.numpy as jnp
 
 from streamgrad.cells import Params
 from streamgrad.gradients.base import (
+    Finish,
     OnlineAlgorithm,
-    StepResult,
-    loss_and_delta,
+    effective_step,
     no_pending,
     tree_scale,
     zeros_like_tree,
@@ -63,10 +63,9 @@ def uoro(model: Model, *, seed: int = 0, eps: float = 1e-7) -> OnlineAlgorithm:
         weights = cell.effective(params["cell"])
         return UOROState(jnp.zeros_like(hidden), zeros_like_tree(weights), jax.random.PRNGKey(seed))
 
-    def step(
-        params: ModelParams, hidden: jax.Array, state: UOROState, x: jax.Array, y: jax.Array
-    ) -> StepResult:
-        weights, pullback = jax.vjp(cell.effective, params["cell"])
+    def advance(
+        weights: Params, hidden: jax.Array, state: UOROState, x: jax.Array, y: jax.Array
+    ) -> tuple[jax.Array, Finish]:
         key, subkey = jax.random.split(state.key)
         nu = jax.random.rademacher(subkey, hidden.shape, hidden.dtype)
         new_hidden, immediate_vjp = jax.vjp(lambda w: cell.step(w, hidden, x), weights)
@@ -76,11 +75,13 @@ def uoro(model: Model, *, seed: int = 0, eps: float = 1e-7) -> OnlineAlgorithm:
         rho1 = jnp.sqrt((_norm(projected) + eps) / (_norm(nu) + eps))
         s = rho0 * propagated + rho1 * nu
         theta = jax.tree_util.tree_map(lambda t, v: t / rho0 + v / rho1, state.theta, projected)
-        loss, output, g_readout, delta = loss_and_delta(model, params["readout"], new_hidden, y)
-        (g_cell,) = pullback(tree_scale(theta, delta @ s))
-        grads = {"cell": g_cell, "readout": g_readout}
-        return StepResult(new_hidden, UOROState(s, theta, key), output, loss, grads, True)
 
+        def finish(delta: jax.Array, output: jax.Array) -> tuple[Params, UOROState]:
+            return tree_scale(theta, delta @ s), UOROState(s, theta, key)
+
+        return new_hidden, finish
+
+    step = effective_step(model, advance)
     return OnlineAlgorithm(
-        "uoro", model, init, step, no_pending, every_step=True, options={"seed": seed, "eps": eps}
+        "uoro", model, init, step, no_pending, every_step=True, seed=seed, eps=eps
     )
