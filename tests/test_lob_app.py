@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from streamgrad import baselines
 from streamgrad.cli import main
 from streamgrad.experiments import lob
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "lobster"
-ORDERBOOK = DATA / "AMZN_2012-06-21_34200000_57600000_orderbook_1.csv"
-MESSAGE = DATA / "AMZN_2012-06-21_34200000_57600000_message_1.csv"
+DATA = Path(str(files("streamgrad.resources").joinpath("lobster")))  # the bundled day, gzipped
+ORDERBOOK = DATA / "AMZN_2012-06-21_34200000_57600000_orderbook_1.csv.gz"
+MESSAGE = DATA / "AMZN_2012-06-21_34200000_57600000_message_1.csv.gz"
 
 
 def write_day(folder: Path, book: np.ndarray, messages: np.ndarray) -> tuple[Path, Path]:
@@ -74,18 +76,29 @@ def test_revealed_targets_only_where_the_next_sample_moves() -> None:
 
 def test_majority_baseline_uses_only_revealed_past_labels() -> None:
     targets = np.array([-1, 1, 1, -1, 0])
-    probs = np.exp(lob.majority_logits(targets, 2))
+    probs = np.exp(baselines.prequential(baselines.MajorityClass(2), targets, targets))
     np.testing.assert_allclose(probs[0], [0.5, 0.5])
     np.testing.assert_allclose(probs[2], [1 / 3, 2 / 3])  # after one revealed "up"
     np.testing.assert_allclose(probs[4], [1 / 4, 3 / 4])
 
 
+def previous_move_guesses(mid: np.ndarray, n_classes: int) -> list[int]:
+    """The previous-move baseline's guess at each sample, no label revealed."""
+    learner = baselines.PreviousMove(n_classes)
+    guesses = []
+    for value in mid:
+        guesses.append(learner.guess(value))
+        learner.learn_one(value, -1)
+    return guesses
+
+
 def test_previous_move_baseline_follows_the_last_mid_change() -> None:
     mid = np.array([1.0, 2.0, 2.0, 1.0, 1.0])
-    np.testing.assert_array_equal(lob.previous_move_guess(mid, 2), [1, 1, 1, 0, 0])
-    np.testing.assert_array_equal(lob.previous_move_guess(mid, 3), [1, 2, 1, 0, 1])
+    np.testing.assert_array_equal(previous_move_guesses(mid, 2), [1, 1, 1, 0, 0])
+    np.testing.assert_array_equal(previous_move_guesses(mid, 3), [1, 2, 1, 0, 1])
     # confidence is the running hit rate on revealed labels: 2 hits of 2 -> 3/4
-    probs = np.exp(lob.previous_move_logits(mid, np.array([1, 1, -1, -1, -1]), 2))
+    targets = np.array([1, 1, -1, -1, -1])
+    probs = np.exp(baselines.prequential(baselines.PreviousMove(2), mid, targets))
     np.testing.assert_allclose(probs[2], [1 / 4, 3 / 4])
 
 

@@ -29,6 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from streamgrad.errors import DivergenceError
 from streamgrad.gradients.base import OnlineAlgorithm
+from streamgrad.metrics import Accuracy, Mean
 from streamgrad.model import ModelParams
 from streamgrad.optim import lr_scale, scale_lr
 
@@ -156,46 +157,26 @@ class OnlineLearner:
         losses, outputs = [history.losses], [history.outputs] if len(history.losses) else []
         chunks, wall, backoffs = list(history.chunks), history.wall_seconds, list(history.backoffs)
         position, total = len(history.losses), len(inputs)
-        loss_sum = float(np.sum(history.losses, dtype=np.float64))
+        running = Mean().update(history.losses)
         with _progress(progress) as bar:
             task = bar.add_task(description, total=total, completed=position)
             for begin in range(position, total, chunk_size):
                 end = min(begin + chunk_size, total)
                 chunk_x, chunk_y = jnp.asarray(inputs[begin:end]), jnp.asarray(targets[begin:end])
-                # `run` donates its state, so keep a copy to go back to
-                before = jax.tree_util.tree_map(jnp.copy, state) if backoff else None
-                while True:
-                    tic = time.perf_counter()
-                    state, (chunk_losses, chunk_outputs) = self.run(state, chunk_x, chunk_y)
-                    chunk_losses = np.asarray(chunk_losses)
-                    elapsed = time.perf_counter() - tic
-                    wall += elapsed
-                    try:
-                        _check_finite(chunk_losses, state, begin)
-                        break
-                    except DivergenceError as error:
-                        if backoff is None or len(backoffs) >= backoff.max_times:
-                            raise DivergenceError(error.step, error.what, len(backoffs)) from None
-                        state = before._replace(
-                            opt_state=scale_lr(before.opt_state, backoff.factor)
-                        )
-                        before = jax.tree_util.tree_map(jnp.copy, state)
-                        backoffs.append((error.step, lr_scale(state.opt_state)))
+                state, chunk_losses, chunk_outputs, elapsed, spent = self._run_chunk(
+                    state, chunk_x, chunk_y, begin, backoff, backoffs
+                )
+                wall += spent
                 chunk_outputs = np.asarray(chunk_outputs)
-                loss_sum += float(chunk_losses.sum(dtype=np.float64))
+                running.update(chunk_losses)
                 accuracy = (
-                    _accuracy(chunk_outputs, targets[begin:end])
+                    Accuracy().update(chunk_outputs, targets[begin:end]).get()
                     if self.classification
                     else float("nan")
                 )
+                chunk_loss = Mean().update(chunk_losses).get()
                 chunks.append(
-                    ChunkRecord(
-                        end,
-                        float(chunk_losses.mean()),
-                        loss_sum / end,
-                        accuracy,
-                        (end - begin) / elapsed,
-                    )
+                    ChunkRecord(end, chunk_loss, running.get(), accuracy, (end - begin) / elapsed)
                 )
                 losses.append(chunk_losses)
                 outputs.append(chunk_outputs)
@@ -207,6 +188,37 @@ class OnlineLearner:
                 if on_chunk is not None:
                     on_chunk(state, self._history(losses, outputs, chunks, wall, backoffs))
         return state, self._history(losses, outputs, chunks, wall, backoffs)
+
+    def _run_chunk(
+        self,
+        state: LearnerState,
+        inputs: jax.Array,
+        targets: jax.Array,
+        begin: int,
+        backoff: LrBackoff | None,
+        backoffs: list[tuple[int, float]],
+    ) -> tuple[LearnerState, np.ndarray, jax.Array, float, float]:
+        """Run one chunk that starts at step `begin`; on divergence, retry it from its start
+        with a lower learning rate while `backoff` allows (appending to `backoffs`). Returns
+        (state, losses, outputs, seconds of the last attempt, seconds of all attempts)."""
+        # `run` donates its state, so keep a copy to go back to
+        before = jax.tree_util.tree_map(jnp.copy, state) if backoff else None
+        spent = 0.0
+        while True:
+            tic = time.perf_counter()
+            state, (losses, outputs) = self.run(state, inputs, targets)
+            losses = np.asarray(losses)
+            elapsed = time.perf_counter() - tic
+            spent += elapsed
+            try:
+                _check_finite(losses, state, begin)
+                return state, losses, outputs, elapsed, spent
+            except DivergenceError as error:
+                if backoff is None or len(backoffs) >= backoff.max_times:
+                    raise DivergenceError(error.step, error.what, len(backoffs)) from None
+                state = before._replace(opt_state=scale_lr(before.opt_state, backoff.factor))
+                before = jax.tree_util.tree_map(jnp.copy, state)
+                backoffs.append((error.step, lr_scale(state.opt_state)))
 
     @staticmethod
     def _history(
@@ -236,14 +248,6 @@ def _check_finite(losses: np.ndarray, state: LearnerState, offset: int) -> None:
         ]
         if leaves and not all(bool(jnp.isfinite(leaf).all()) for leaf in leaves):
             raise DivergenceError(offset + len(losses), what)
-
-
-def _accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
-    """Share of revealed labels (>= 0) predicted by the arg-max output."""
-    revealed = labels >= 0
-    if not revealed.any():
-        return float("nan")
-    return float(np.mean(outputs[revealed].argmax(-1) == labels[revealed]))
 
 
 def _progress(enabled: bool) -> Progress:

@@ -15,31 +15,34 @@ Protocol (prequential, no look-ahead):
 - Each RNN checkpoints into checkpoints/<method>/ (config and data hashes checked on load), so
   `resume=True` continues an interrupted run exactly: finished methods are read back,
   the interrupted one continues from its newest valid checkpoint.
-Baselines: majority class (running counts of revealed labels), previous move (direction of the
-last mid change seen, with a running hit rate as its confidence), and online multinomial
-logistic regression on the same features with the same optimizer and learning rate.
+Baselines (`baselines.py`, the same predict-then-learn protocol): online multinomial logistic
+regression on the same features with the same optimizer and learning rate, trained by the
+networks' `OnlineLearner`; previous move (direction of the last mid change seen, with a running
+hit rate as its confidence); majority class (running counts of revealed labels).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 import pandas as pd
 
-from streamgrad.checkpoint import config_hash, file_sha256
+from streamgrad.baselines import MajorityClass, PreviousMove, logistic_regression, prequential
+from streamgrad.checkpoint import latest_step
 from streamgrad.config import TrainConfig
+from streamgrad.data.dataset import Stream
 from streamgrad.data.lob_features import FeatureFrame, lob_stream
-from streamgrad.data.lobster import read_lobster
+from streamgrad.data.lobster import LobsterDay, read_lobster
 from streamgrad.errors import UserError
 from streamgrad.experiments.lob_report import write_plots, write_report
+from streamgrad.metrics import ClassificationMetrics
 from streamgrad.optim import make_optimizer, make_schedule
 from streamgrad.reporting import versions, write_json
-from streamgrad.training import classification_metrics, train_on_stream
+from streamgrad.runs import config_hash, file_sha256
+from streamgrad.training import train_on_stream
 
 CHUNK_EVENTS = 2_500
 MIN_SAMPLES = 10
@@ -53,76 +56,11 @@ def revealed_targets(labels: np.ndarray, mid: np.ndarray, classes: int) -> np.nd
     return np.where(changes_next, labels, -1)
 
 
-def majority_logits(train_targets: np.ndarray, n_classes: int) -> np.ndarray:
-    """log of Laplace-smoothed class frequencies among labels revealed before step k."""
-    onehot = np.zeros((len(train_targets), n_classes))
-    revealed = train_targets >= 0
-    onehot[revealed, train_targets[revealed]] = 1.0
-    counts = np.vstack([np.zeros(n_classes), np.cumsum(onehot, 0)[:-1]]) + 1.0
-    return np.log(counts / counts.sum(1, keepdims=True))
-
-
-def previous_move_guess(mid: np.ndarray, n_classes: int) -> np.ndarray:
-    """The last observed move at each sample: 2 classes, the direction of the last mid change
-    up to k (up before any change); 3 classes, the move into sample k."""
-    step = np.sign(np.r_[0.0, np.diff(mid)])
-    if n_classes == 3:
-        return (step + 1).astype(int)
-    changed = np.flatnonzero(step != 0)
-    last = np.full(len(mid), -1)
-    last[changed] = changed
-    last = np.maximum.accumulate(last)
-    return np.where(last >= 0, (step[np.maximum(last, 0)] > 0).astype(int), 1)
-
-
-def previous_move_logits(mid: np.ndarray, train_targets: np.ndarray, n_classes: int) -> np.ndarray:
-    """`previous_move_guess` with confidence = Laplace-smoothed running hit rate on the labels
-    revealed before step k; the other classes share the rest."""
-    guess = previous_move_guess(mid, n_classes)
-    revealed = train_targets >= 0
-    hits = np.cumsum(np.r_[0, (guess == train_targets)[:-1] & revealed[:-1]])
-    seen = np.cumsum(np.r_[0, revealed[:-1]])
-    confidence = (hits + 1.0) / (seen + 2.0)
-    probs = np.repeat(((1 - confidence) / (n_classes - 1))[:, None], n_classes, 1)
-    probs[np.arange(len(mid)), guess] = confidence
-    return np.log(probs)
-
-
-def logistic_logits(
-    inputs: np.ndarray,
-    train_targets: np.ndarray,
-    n_classes: int,
-    *,
-    optimizer: optax.GradientTransformation,
-) -> np.ndarray:
-    """Online multinomial logistic regression: predict, then one optimizer step on the
-    revealed label (same masked cross-entropy as the RNNs). inputs (T, F) -> logits (T, K)."""
-    params = {"W": jnp.zeros((n_classes, inputs.shape[1])), "b": jnp.zeros(n_classes)}
-
-    def loss(p: dict, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
-        logits = p["W"] @ x + p["b"]
-        value = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.maximum(y, 0))
-        return jnp.where(y >= 0, value, 0.0), logits
-
-    def step(carry: tuple, xy: tuple) -> tuple[tuple, jax.Array]:
-        p, opt_state = carry
-        grads, logits = jax.grad(loss, has_aux=True)(p, *xy)
-        updates, opt_state = optimizer.update(grads, opt_state, p)
-        return (optax.apply_updates(p, updates), opt_state), logits
-
-    scan = jax.jit(lambda c, xs, ys: jax.lax.scan(step, c, (xs, ys)))
-    _, logits = scan(
-        (params, optimizer.init(params)),
-        jnp.asarray(inputs, jnp.float32),
-        jnp.asarray(train_targets, jnp.int32),
-    )
-    return np.asarray(logits)
-
-
 def evaluate(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Classification metrics of logits (T, K) over the whole day and over its second half."""
     half = len(labels) // 2
-    whole = classification_metrics(logits, labels)
-    second = classification_metrics(logits[half:], labels[half:])
+    whole = ClassificationMetrics().update(logits, labels).get()
+    second = ClassificationMetrics().update(logits[half:], labels[half:]).get()
     return {
         **{f"{k}_day": v for k, v in whole.items() if k != "labelled"},
         **{f"{k}_last_half": v for k, v in second.items() if k != "labelled"},
@@ -132,21 +70,173 @@ def evaluate(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 def chunk_metrics(
     predictions: dict[str, np.ndarray], labels: np.ndarray, frame: FeatureFrame
 ) -> pd.DataFrame:
+    """Classification metrics of every method per chunk of CHUNK_EVENTS samples."""
     rows = []
     for method, logits in predictions.items():
         for begin in range(0, len(labels), CHUNK_EVENTS):
             end = min(begin + CHUNK_EVENTS, len(labels))
-            metrics = classification_metrics(logits[begin:end], labels[begin:end])
+            metrics = ClassificationMetrics().update(logits[begin:end], labels[begin:end])
             rows.append(
                 {
                     "method": method,
                     "first_sample": begin,
                     "last_sample": end - 1,
                     "time": float(frame.time[end - 1]) if frame.time is not None else None,
-                    **metrics,
+                    **metrics.get(),
                 }
             )
     return pd.DataFrame(rows)
+
+
+def rnn_predictions(
+    out: Path,
+    training: Stream,
+    stream_key: str,
+    configs: dict[str, TrainConfig],
+    *,
+    progress: bool,
+    checkpoint_every: int,
+    resume: bool,
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Outputs (T, K) and steps per second of one online run per labelled config, each
+    checkpointing into out/checkpoints/<label>/ and resuming from there when it can."""
+    predictions, speeds = {}, {}
+    for label, config in configs.items():
+        folder = out / "checkpoints" / label.replace(" ", "-").replace(":", "_")
+        result = train_on_stream(
+            config,
+            training,
+            label=label,
+            progress=progress,
+            checkpoints=folder,
+            checkpoint_every=checkpoint_every,
+            resume=resume and latest_step(folder) is not None,
+            expect={"config_hash": config_hash(config.model_dump()), "stream": stream_key},
+        )
+        predictions[label] = result.history.outputs
+        speeds[label] = result.summary["steps_per_second"]
+    return predictions, speeds
+
+
+def baseline_predictions(
+    training: Stream,
+    mid: np.ndarray,
+    n_classes: int,
+    *,
+    optimizer: str,
+    lr: float,
+    chunk: int,
+    progress: bool,
+) -> dict[str, np.ndarray]:
+    """Outputs (T, K) of the baselines on the training stream (labels revealed as for the
+    RNNs), mid (T,) the mid price; the logistic regression learns with the RNNs' optimizer
+    and constant learning rate, in chunks of `chunk` steps."""
+    schedule = make_schedule("constant", lr)
+    learner, state = logistic_regression(
+        training.input_dim, n_classes, make_optimizer(optimizer, schedule)
+    )
+    _, history = learner.fit(
+        state,
+        training.inputs,
+        training.targets,
+        chunk_size=chunk,
+        progress=progress,
+        description="logistic regression",
+    )
+    return {
+        "logistic regression": history.outputs,
+        "previous move": prequential(PreviousMove(n_classes), mid, training.targets),
+        "majority class": prequential(MajorityClass(n_classes), training.inputs, training.targets),
+    }
+
+
+def write_predictions(
+    out: Path,
+    predictions: dict[str, np.ndarray],
+    speeds: dict[str, float],
+    training: Stream,
+    labels: np.ndarray,
+    frame: FeatureFrame,
+) -> pd.DataFrame:
+    """table.csv (day metrics per method), metrics.csv (per chunk), predictions.parquet (the
+    probability of an up move per sample and method) and the plots; returns the table."""
+    table = pd.DataFrame(
+        [
+            {"method": m, **evaluate(p, labels), "steps_per_second": speeds.get(m)}
+            for m, p in predictions.items()
+        ]
+    )
+    table.to_csv(out / "table.csv", index=False)
+    chunk_metrics(predictions, labels, frame).to_csv(out / "metrics.csv", index=False)
+    per_sample = pd.DataFrame(
+        {"time": frame.time, "mid": frame.mid, "label": labels, "revealed_label": training.targets}
+    )
+    for method, logits in predictions.items():
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        per_sample[f"p_up[{method}]"] = (probs[:, -1] / probs.sum(1)).astype(np.float32)
+    per_sample.to_parquet(out / "predictions.parquet", index=False)
+    write_plots(out, predictions, labels, frame)
+    return table
+
+
+def load_day(
+    orderbook: Path,
+    message: Path | None,
+    levels: int | None,
+    sampling: str,
+    dt: float,
+    classes: int,
+    skip_invalid: bool,
+) -> tuple[LobsterDay, Stream, FeatureFrame, dict[str, Any], str]:
+    """The day, its labelled stream and features, its sources (the files' names and hashes),
+    and the hash of all that determines the stream (checked when a run resumes)."""
+    day = read_lobster(orderbook, message, levels=levels, skip_invalid=skip_invalid)
+    data_hashes = {  # after the reader, which reports a missing or bad file on one line
+        "orderbook_sha256": file_sha256(orderbook),
+        "message_sha256": file_sha256(message) if message else None,
+    }
+    stream_key = config_hash(
+        {
+            **data_hashes,
+            "levels": levels,
+            "sampling": sampling,
+            "dt": dt,
+            "classes": classes,
+            "skip_invalid": skip_invalid,
+        }
+    )
+    stream, frame = lob_stream(day, sampling=sampling, dt=dt, classes=classes)  # type: ignore[arg-type]
+    if len(stream.targets) < MIN_SAMPLES:
+        raise UserError(
+            f"{orderbook}: only {len(stream.targets)} labelled samples; the online "
+            f"comparison needs at least {MIN_SAMPLES}"
+        )
+    sources = {"orderbook": str(orderbook), "message": str(message) if message else None}
+    return day, stream, frame, {**sources, **data_hashes}, stream_key
+
+
+def describe_data(
+    day: LobsterDay,
+    stream: Stream,
+    training: Stream,
+    n_classes: int,
+    sources: dict[str, Any],
+    settings: dict[str, Any],
+) -> dict[str, Any]:
+    """The "data" part of summary.json: `sources` (files and hashes), the day's size, the
+    stream `settings`, the features and the labels."""
+    return {
+        **sources,
+        "events": len(day),
+        "levels": day.n_levels,
+        "samples": len(stream.targets),
+        "skipped_rows": len(day.skipped_rows),
+        "first_skipped_rows": list(day.skipped_rows[:20]),
+        **settings,
+        "features": list(stream.input_names),
+        "label_counts": np.bincount(stream.targets, minlength=n_classes).tolist(),
+        "revealed_for_training": int((training.targets >= 0).sum()),
+    }
 
 
 def run(
@@ -170,117 +260,36 @@ def run(
     resume: bool = False,
     chunk: int = CHUNK_EVENTS * 4,
 ) -> dict[str, Any]:
-    day = read_lobster(orderbook, message, levels=levels, skip_invalid=skip_invalid)
-    data_hashes = {  # after the reader, which reports a missing or bad file on one line
-        "orderbook_sha256": file_sha256(orderbook),
-        "message_sha256": file_sha256(message) if message else None,
+    """The whole experiment (see the module docstring) into `out`: table.csv, metrics.csv,
+    predictions.parquet, plots, summary.json and report.html; returns the summary."""
+    day, stream, frame, sources, stream_key = load_day(
+        orderbook, message, levels, sampling, dt, classes, skip_invalid
+    )
+    training = replace(stream, targets=revealed_targets(stream.targets, frame.mid, classes))
+    model = {"hidden": hidden, "optimizer": optimizer, "lr": lr, "seed": seed}
+    configs = {
+        f"{cell} {algorithm}": TrainConfig(cell=cell, algo=algorithm, chunk=chunk, **model)
+        for cell in cells
+        for algorithm in algorithms
     }
-    stream_key = config_hash(
-        {
-            **data_hashes,
-            "levels": levels,
-            "sampling": sampling,
-            "dt": dt,
-            "classes": classes,
-            "skip_invalid": skip_invalid,
-        }
+    predictions, speeds = rnn_predictions(
+        out,
+        training,
+        stream_key,
+        configs,
+        progress=progress,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
     )
-    stream, frame = lob_stream(day, sampling=sampling, dt=dt, classes=classes)  # type: ignore[arg-type]
-    labels = stream.targets
-    if len(labels) < MIN_SAMPLES:
-        raise UserError(
-            f"{orderbook}: only {len(labels)} labelled samples; the online "
-            f"comparison needs at least {MIN_SAMPLES}"
-        )
-    n_classes = int(stream.n_classes or classes)
-    train_targets = revealed_targets(labels, frame.mid, classes)
-    training = stream.__class__(
-        stream.inputs,
-        train_targets,
-        stream.input_names,
-        stream.target_name,
-        stream.n_classes,
-        stream.source,
+    predictions |= baseline_predictions(
+        training, frame.mid, classes, optimizer=optimizer, lr=lr, chunk=chunk, progress=progress
     )
-    predictions: dict[str, np.ndarray] = {}
-    speeds: dict[str, float] = {}
-    for cell in cells:
-        for algorithm in algorithms:
-            config = TrainConfig(
-                cell=cell,
-                hidden=hidden,
-                algo=algorithm,
-                optimizer=optimizer,
-                lr=lr,
-                seed=seed,
-                chunk=chunk,
-            )
-            label = f"{cell} {algorithm}"
-            folder = out / "checkpoints" / label.replace(" ", "-").replace(":", "_")
-            result = train_on_stream(
-                config,
-                training,
-                label=label,
-                progress=progress,
-                checkpoints=folder,
-                checkpoint_every=checkpoint_every,
-                resume=resume and any(folder.glob("checkpoint-*.npz")),
-                expect={"config_hash": config_hash(config.model_dump()), "stream": stream_key},
-            )
-            predictions[label] = result.history.outputs
-            speeds[label] = result.summary["steps_per_second"]
-    predictions["logistic regression"] = logistic_logits(
-        stream.inputs,
-        train_targets,
-        n_classes,
-        optimizer=make_optimizer(optimizer, make_schedule("constant", lr)),
-    )
-    predictions["previous move"] = previous_move_logits(frame.mid, train_targets, n_classes)
-    predictions["majority class"] = majority_logits(train_targets, n_classes)
-
-    table = pd.DataFrame(
-        [
-            {"method": m, **evaluate(p, labels), "steps_per_second": speeds.get(m)}
-            for m, p in predictions.items()
-        ]
-    )
-    table.to_csv(out / "table.csv", index=False)
-    chunks = chunk_metrics(predictions, labels, frame)
-    chunks.to_csv(out / "metrics.csv", index=False)
-    per_sample = pd.DataFrame(
-        {"time": frame.time, "mid": frame.mid, "label": labels, "revealed_label": train_targets}
-    )
-    for method, logits in predictions.items():
-        probs = np.exp(logits - logits.max(1, keepdims=True))
-        per_sample[f"p_up[{method}]"] = (probs[:, -1] / probs.sum(1)).astype(np.float32)
-    per_sample.to_parquet(out / "predictions.parquet", index=False)
-    write_plots(out, predictions, labels, frame)
+    table = write_predictions(out, predictions, speeds, training, stream.targets, frame)
+    settings = {"sampling": sampling, "dt": dt if sampling == "clock" else None, "classes": classes}
     summary = {
         "experiment": "lob",
-        "data": {
-            "orderbook": str(orderbook),
-            "message": str(message) if message else None,
-            **data_hashes,
-            "events": len(day),
-            "levels": day.n_levels,
-            "samples": len(labels),
-            "skipped_rows": len(day.skipped_rows),
-            "first_skipped_rows": list(day.skipped_rows[:20]),
-            "sampling": sampling,
-            "dt": dt if sampling == "clock" else None,
-            "classes": classes,
-            "features": list(stream.input_names),
-            "label_counts": np.bincount(labels, minlength=n_classes).tolist(),
-            "revealed_for_training": int((train_targets >= 0).sum()),
-        },
-        "model": {
-            "cells": list(cells),
-            "algorithms": list(algorithms),
-            "hidden": hidden,
-            "optimizer": optimizer,
-            "lr": lr,
-            "seed": seed,
-        },
+        "data": describe_data(day, stream, training, classes, sources, settings),
+        "model": {"cells": list(cells), "algorithms": list(algorithms), **model},
         "results": table.to_dict(orient="records"),
         "resumed": resume,
         "versions": versions(),
@@ -291,12 +300,14 @@ def run(
 
 
 def table_text(table: list[dict[str, Any]]) -> str:
-    header = f"{'method':<22} {'acc':>6} {'bal.acc':>7} {'logloss':>8} {'acc 2nd half':>12}"
-    lines = [header]
-    for row in table:
-        lines.append(
-            f"{row['method']:<22} {row['accuracy_day']:>6.3f} "
-            f"{row['balanced_accuracy_day']:>7.3f} {row['log_loss_day']:>8.4f} "
-            f"{row['accuracy_last_half']:>12.3f}"
-        )
-    return "\n".join(lines)
+    """Day metrics, one line per method."""
+    from streamgrad.reporting import Column, render_table
+
+    columns = [
+        Column("method", align="left"),
+        Column("accuracy_day", "acc", ".3f"),
+        Column("balanced_accuracy_day", "bal.acc", ".3f"),
+        Column("log_loss_day", "logloss", ".4f"),
+        Column("accuracy_last_half", "acc 2nd half", ".3f"),
+    ]
+    return render_table(table, columns)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from streamgrad.data.lob_features import FeatureFrame
+from streamgrad.metrics import pointwise_log_loss
 from streamgrad.reporting import moving_average
 
 PLOTS = {
@@ -26,40 +27,45 @@ def _hours(frame: FeatureFrame) -> np.ndarray:
     return frame.time / 3600.0
 
 
-def _log_loss(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
-    return -log_probs[np.arange(len(labels)), labels]
+def _plot_methods(
+    out: Path,
+    name: str,
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    labels: tuple[str, str],
+    ylim: tuple[float, float] | None = None,
+) -> None:
+    """One line per method, curves[method] = (x, y), saved as out/name titled PLOTS[name];
+    labels = (x label, y label)."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for method, (x, y) in curves.items():
+        ax.plot(x, y, label=method, lw=1.2)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set(xlabel=labels[0], ylabel=labels[1], title=PLOTS[name])
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=120)
+    plt.close(fig)
 
 
 def write_plots(
     out: Path, predictions: dict[str, np.ndarray], labels: np.ndarray, frame: FeatureFrame
 ) -> None:
+    """The three PLOTS of the methods' logits (T, K) against labels (T,) through the day."""
     hours = _hours(frame)
     xlabel = "time of day (hours)" if frame.time is not None else "sample"
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    for method, logits in predictions.items():
-        correct = logits.argmax(1) == labels
-        ax.plot(hours, np.cumsum(correct) / np.arange(1, len(labels) + 1), label=method, lw=1.2)
-    ax.set_ylim(0.3, 0.8)
-    ax.set(xlabel=xlabel, ylabel="cumulative accuracy", title=PLOTS["cumulative_accuracy.png"])
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "cumulative_accuracy.png", dpi=120)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    seen = np.arange(1, len(labels) + 1)
+    accuracy = {m: (hours, np.cumsum(p.argmax(1) == labels) / seen) for m, p in predictions.items()}
+    _plot_methods(
+        out, "cumulative_accuracy.png", accuracy, (xlabel, "cumulative accuracy"), (0.3, 0.8)
+    )
     window = min(2_000, len(labels))
-    for method, logits in predictions.items():
-        smooth = moving_average(_log_loss(logits, labels), window)
-        ax.plot(hours[window - 1 :], smooth, label=method, lw=1.2)
-    ax.set(xlabel=xlabel, ylabel="log-loss", title=PLOTS["log_loss.png"])
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "log_loss.png", dpi=120)
-    plt.close(fig)
+    log_loss = {
+        m: (hours[window - 1 :], moving_average(pointwise_log_loss(p, labels), window))
+        for m, p in predictions.items()
+    }
+    _plot_methods(out, "log_loss.png", log_loss, (xlabel, "log-loss"))
 
     fig, (top, bottom) = plt.subplots(
         2, 1, figsize=(9, 5.5), sharex=True, gridspec_kw={"height_ratios": [2, 1]}
