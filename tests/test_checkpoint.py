@@ -22,8 +22,6 @@ from hypothesis import strategies as st
 from streamgrad.checkpoint import (
     CheckpointError,
     CheckpointWarning,
-    config_hash,
-    file_sha256,
     latest_step,
     load_checkpoint,
     save_checkpoint,
@@ -36,6 +34,7 @@ from streamgrad.gradients.tbptt import TBPTTState
 from streamgrad.model import make_model
 from streamgrad.online import LearnerState, OnlineLearner
 from streamgrad.optim import make_optimizer, make_schedule
+from streamgrad.runs import config_hash, file_sha256
 from streamgrad.training import train_on_stream
 
 SPECS = ["rtrl", "tbptt:5"]

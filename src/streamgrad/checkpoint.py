@@ -55,18 +55,6 @@ class _Unusable(Exception):
     """Internal: why one checkpoint file cannot be used."""
 
 
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's contents, read in chunks."""
-    with open(path, "rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
-
-
-def config_hash(config: dict) -> str:
-    """Hex sha256 of the canonical JSON of `config` (sorted keys, no whitespace, ASCII)."""
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode("ascii")).hexdigest()
-
-
 def latest_step(directory: str | Path) -> int | None:
     """Step of the newest checkpoint file in `directory` (not verified), or None."""
     found = _checkpoints(Path(directory))

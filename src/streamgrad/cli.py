@@ -6,17 +6,18 @@ stderr and exit with code 2, without a traceback.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from streamgrad.config import TrainConfig, load_config_file, validate
-from streamgrad.errors import DivergenceError, UserError
+from streamgrad.config import load_config_file
+from streamgrad.errors import UserError
+
+Task = Literal["regression", "classification", "auto"]
+Sampling = Literal["event", "clock"]
 
 app = typer.Typer(
     add_completion=False,
@@ -33,7 +34,10 @@ def _options(**values: Any) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
-@app.command()
+@app.command(
+    help="Train online (predict, then learn) on a table; writes metrics.csv, summary.json, "
+    "loss.png, and checkpoints/ from which --resume continues exactly."
+)
 def train(
     out: Annotated[Path, typer.Option(help="Output folder (must not exist unless --force).")],
     data: Annotated[
@@ -47,7 +51,7 @@ def train(
         str | None,
         typer.Option(help="Comma-separated input columns (default: all but the target)."),
     ] = None,
-    task: Annotated[str, typer.Option(help="regression, classification or auto.")] = "auto",
+    task: Annotated[Task, typer.Option(help="regression, classification or auto.")] = "auto",
     time: Annotated[
         str | None,
         typer.Option(help="Time-stamp column: checked strictly increasing, not an input."),
@@ -100,18 +104,9 @@ def train(
     ] = False,
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
 ) -> None:
-    """Train online (predict, then learn) on a table; writes metrics.csv, summary.json, loss.png,
-    and checkpoints/ from which --resume continues exactly."""
-    from streamgrad.checkpoint import config_hash, file_sha256
-    from streamgrad.data.tabular import read_table
-    from streamgrad.reporting import (
-        chunk_table,
-        plot_losses,
-        prepare_output_dir,
-        versions,
-        write_json,
-    )
-    from streamgrad.training import train_on_stream
+    """`streamgrad train`: parse the options and call `jobs.train`. Long only because of its
+    typed option declarations."""
+    from streamgrad import jobs
 
     values = load_config_file(config) if config else {}
     values.update(
@@ -136,105 +131,17 @@ def train(
             dtype=dtype,
         )
     )
-    run_file = out / "run.json"
-    if resume:
-        run = _stored_run(run_file)
-        _refuse_changes(values, run["config"])
-        source = run["data"]
-        given = _options(
-            data=str(data) if data else None,
-            target=target,
-            inputs=inputs,
-            task=task if task != "auto" else None,
-            time=time,
-        )
-        _refuse_changes(given, source)
-        values = run["options"]
-        data, target, inputs, task, time = (
-            Path(source["data"]),
-            source["target"],
-            source["inputs"],
-            source["task"],
-            source.get("time"),
-        )
-        skip_invalid = source["skip_invalid"]
-    elif data is None or target is None:
-        raise UserError("train needs --data and --target (or --resume)")
-    settings = validate(TrainConfig, values, str(config) if config else "option")
-    if task not in ("regression", "classification", "auto"):
-        raise UserError(f"--task: unknown task {task!r}; use regression, classification or auto")
-    columns = [c.strip() for c in inputs.split(",")] if inputs else None
-    stream = read_table(data, target, columns, task=task, skip_invalid=skip_invalid, time=time)  # type: ignore[arg-type]
-    data_hash = file_sha256(data)
-    expect = {"config_hash": config_hash(settings.model_dump()), "data_sha256": data_hash}
-    if not resume:
-        prepare_output_dir(out, force=force)
-        write_json(
-            run_file,
-            {
-                "config": settings.model_dump(),
-                "options": values,
-                "data": {
-                    "data": str(data),
-                    "target": target,
-                    "inputs": inputs,
-                    "task": task,
-                    "time": time,
-                    "skip_invalid": skip_invalid,
-                },
-                **expect,
-            },
-        )
-    try:
-        result = train_on_stream(
-            settings,
-            stream,
-            progress=True,
-            checkpoints=out / "checkpoints",
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            expect=expect,
-        )
-    except DivergenceError as error:
-        write_json(
-            out / "summary.json",
-            {
-                "config": settings.model_dump(),
-                "diverged": {
-                    "step": error.step,
-                    "what": error.what,
-                    "lr_backoffs_taken": error.backoffs,
-                    "message": str(error),
-                    "last_checkpoint": str(out / "checkpoints"),
-                },
-                "versions": versions(),
-            },
-        )
-        raise
-    chunk_table({result.label: result.history}).to_csv(out / "metrics.csv", index=False)
-    plot_losses(
-        out / "loss.png",
-        {result.label: result.history},
-        title=f"{data.name}: prequential loss of {result.label}",
-        log_scale=stream.n_classes is None,
+    source = {"data": data, "target": target, "inputs": inputs, "task": task, "time": time}
+    summary = jobs.train(
+        out,
+        values,
+        {**source, "skip_invalid": skip_invalid},
+        config_file=config,
+        resume=resume,
+        force=force,
+        checkpoint_every=checkpoint_every,
+        progress=True,
     )
-    summary = {
-        **result.summary,
-        "data": {
-            "file": str(data),
-            "sha256": data_hash,
-            "target": target,
-            "time": time,
-            "inputs": list(stream.input_names),
-            "rows": len(stream),
-            "n_classes": stream.n_classes,
-            "skipped_rows": len(stream.skipped_rows),
-            "first_skipped_rows": list(stream.skipped_rows[:20]),
-        },
-        "resumed": resume,
-        "versions": versions(),
-    }
-    write_json(out / "summary.json", summary)
     last = summary["last_10_percent"]
     shown = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k not in ("steps", "labelled"))
     console.print(f"last 10% of the stream: {shown}; {summary['steps_per_second']:.0f} steps/s")
@@ -250,19 +157,11 @@ def gradcheck(
     tolerance: Annotated[float, typer.Option(help="Fail (exit 1) above this error.")] = 1e-10,
 ) -> None:
     """Check every exact algorithm's accumulated gradient against BPTT in float64."""
-    from streamgrad.gradcheck import run_gradcheck
+    from streamgrad.gradcheck import run_gradcheck, table_text
     from streamgrad.reporting import write_json
 
     rows = run_gradcheck(steps=steps)
-    table = Table(title=f"RTRL/TBPTT vs BPTT, float64, {steps} steps, parameters frozen")
-    for column in ("cell", "coupling", "task", "algorithm", "max relative error"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            *(str(row[k]) for k in ("cell", "coupling", "task", "algorithm")),
-            f"{row['max_relative_error']:.2e}",
-        )
-    Console(soft_wrap=True).print(table)
+    Console(soft_wrap=True).print(table_text(rows, steps), markup=False, highlight=False)
     worst = max(float(row["max_relative_error"]) for row in rows)  # type: ignore[arg-type]
     if json_path:
         write_json(
@@ -299,28 +198,19 @@ def rtrl_vs_tbptt(
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
 ) -> None:
     """RTRL vs TBPTT (tau below and above the lags) on the Add task, online."""
-    from streamgrad.experiments import rtrl_vs_tbptt as experiment
-    from streamgrad.reporting import prepare_output_dir
-
     lag_values = _numbers(lags, int, "--lags")
     if len(lag_values) != 2 or not 0 < lag_values[0] < lag_values[1]:
         raise UserError(f"--lags: need two increasing positive lags t1,t2, got {lags!r}")
-    grid = tuple(_numbers(lrs, float, "--lrs"))
-    method_list = [m.strip() for m in methods.split(",")] if methods else None
-    out = prepare_output_dir(out, force=force)
-    summary = experiment.run(
-        out,
-        steps=steps,
-        lags=(lag_values[0], lag_values[1]),
-        hidden=hidden,
-        cell=cell,
-        methods=method_list,
-        learning_rates=grid,
-        seed=seed,
-        progress=True,
-    )
-    Console(soft_wrap=True).print(experiment.table_text(summary))
-    console.print(f"results in {out}/ (table.csv, metrics.csv, summary.json, comparison.png)")
+    options = {
+        "steps": steps,
+        "lags": (lag_values[0], lag_values[1]),
+        "hidden": hidden,
+        "cell": cell,
+        "methods": [m.strip() for m in methods.split(",")] if methods else None,
+        "learning_rates": tuple(_numbers(lrs, float, "--lrs")),
+        "seed": seed,
+    }
+    _experiment("rtrl-vs-tbptt", out, options, force, "table.csv, metrics.csv, comparison.png")
 
 
 @app.command()
@@ -341,22 +231,9 @@ def bench(
     bench_main(json_path, plot, pinned, quick)
 
 
-BUNDLED_DAY = "AMZN_2012-06-21_34200000_57600000_{}_1.csv"
-
-
-def _bundled(kind: str) -> Path:
-    """The bundled AMZN day, found from the working folder or from the source checkout."""
-    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        candidate = root / "data" / "lobster" / BUNDLED_DAY.format(kind)
-        if candidate.is_file():
-            return candidate
-    raise UserError(
-        f"bundled LOBSTER day not found (data/lobster/{BUNDLED_DAY.format(kind)}); "
-        "pass --orderbook and --message"
-    )
-
-
-@app.command()
+@app.command(
+    help="Online next mid-price move prediction on LOBSTER data: RNNs vs baselines, with report."
+)
 def lob(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("results/lob"),
     orderbook: Annotated[
@@ -369,7 +246,7 @@ def lob(
         ),
     ] = None,
     levels: Annotated[int | None, typer.Option(help="Book levels to use.", min=1)] = None,
-    sampling: Annotated[str, typer.Option(help="event or clock.")] = "event",
+    sampling: Annotated[Sampling, typer.Option(help="event or clock.")] = "event",
     dt: Annotated[float, typer.Option(help="Clock sampling interval (s).", min=1e-3)] = 1.0,
     label: Annotated[
         int,
@@ -377,6 +254,8 @@ def lob(
             "--classes",
             "--label",
             help="2: direction of the next mid change; 3: down/unchanged/up at the next sample.",
+            min=2,
+            max=3,
         ),
     ] = 2,
     cells: Annotated[str, typer.Option(help="Comma-separated cells.")] = "elman",
@@ -398,28 +277,13 @@ def lob(
     ] = False,
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
 ) -> None:
-    """Online next mid-price move prediction on LOBSTER data: RNNs vs baselines, with report."""
-    from streamgrad.experiments import lob as experiment
-    from streamgrad.reporting import prepare_output_dir, write_json
+    """`streamgrad lob`: parse the options and call `jobs.lob`. Long only because of its typed
+    option declarations."""
+    from streamgrad import jobs
+    from streamgrad.experiments.lob import table_text
 
-    if sampling not in ("event", "clock"):
-        raise UserError(f"--sampling: use event or clock, got {sampling!r}")
-    if label not in (2, 3):
-        raise UserError(f"--classes: use 2 or 3, got {label}")
-    if orderbook is None:
-        orderbook = _bundled("orderbook")
-        message = message or _bundled("message")
-    cell_list = tuple(c.strip() for c in cells.split(",") if c.strip())
-    algo_list = tuple(a.strip() for a in algos.split(",") if a.strip())
-    for cell in cell_list:  # validate every run's settings before any work starts
-        for algo in algo_list:
-            validate(
-                TrainConfig,
-                {"cell": cell, "hidden": hidden, "algo": algo, "optimizer": optimizer, "lr": lr},
-                "option",
-            )
     options = {
-        "orderbook": str(orderbook),
+        "orderbook": str(orderbook) if orderbook else None,
         "message": str(message) if message else None,
         "levels": levels,
         "sampling": sampling,
@@ -433,32 +297,15 @@ def lob(
         "seed": seed,
         "skip_invalid": skip_invalid,
     }
-    run_file = out / "run.json"
-    if resume:
-        _refuse_changes(options, _stored_run(run_file))
-    else:
-        out = prepare_output_dir(out, force=force)
-        write_json(run_file, options)
-    summary = experiment.run(
+    summary = jobs.lob(
         out,
-        orderbook=orderbook,
-        message=message,
-        levels=levels,
-        sampling=sampling,
-        dt=dt,
-        classes=label,
-        cells=cell_list,
-        algorithms=algo_list,
-        hidden=hidden,
-        optimizer=optimizer,
-        lr=lr,
-        seed=seed,
-        skip_invalid=skip_invalid,
-        progress=True,
-        checkpoint_every=checkpoint_every,
+        options,
         resume=resume,
+        force=force,
+        checkpoint_every=checkpoint_every,
+        progress=True,
     )
-    Console(soft_wrap=True).print(experiment.table_text(summary["results"]))
+    Console(soft_wrap=True).print(table_text(summary["results"]))
     console.print(
         f"results in {out}/ (report.html, table.csv, metrics.csv, "
         "predictions.parquet, summary.json, plots, checkpoints/)"
@@ -480,34 +327,22 @@ def alignment(
 ) -> None:
     """Cosine and relative error of UORO, SnAp-1, SnAp-2, RFLO, TBPTT(1) against an exact RTRL
     shadow on the Add task."""
-    from streamgrad.experiments import alignment as experiment
-    from streamgrad.reporting import prepare_output_dir
-
     if not 0.0 < density <= 1.0:
         raise UserError(f"--density: must be in (0, 1], got {density}")
-    out = prepare_output_dir(out, force=force)
-    summary = experiment.run(
-        out, steps=steps, hidden=hidden, lr=lr, density=density, seed=seed, progress=True
-    )
-    Console(soft_wrap=True).print(experiment.table_text(summary))
-    console.print(f"results in {out}/ (table.csv, summary.json, loss.png)")
+    options = {"steps": steps, "hidden": hidden, "lr": lr, "density": density, "seed": seed}
+    _experiment("alignment", out, options, force, "table.csv, loss.png")
 
 
-def _stored_run(run_file: Path) -> dict[str, Any]:
-    """The run.json of the run that --resume continues."""
-    if not run_file.is_file():
-        raise UserError(f"{run_file.parent}: no run to resume (run.json missing)")
-    return json.loads(run_file.read_text())
+def _experiment(name: str, out: Path, options: dict[str, Any], force: bool, files: str) -> None:
+    """Run a registered experiment into `out`, print its table and where the results are."""
+    import importlib
 
+    from streamgrad import jobs
 
-def _refuse_changes(given: dict[str, Any], stored: dict[str, Any]) -> None:
-    """--resume must not change an option: name the first that differs from `stored`."""
-    for key, value in given.items():
-        if stored.get(key) != value:
-            raise UserError(
-                f"--resume: --{key.replace('_', '-')} {value!r} differs from the run being "
-                f"resumed ({stored.get(key)!r})"
-            )
+    summary = jobs.experiment(name, out, options, force=force, progress=True)
+    module = importlib.import_module(jobs.EXPERIMENTS[name])
+    Console(soft_wrap=True).print(module.table_text(summary))
+    console.print(f"results in {out}/ (summary.json, {files})")
 
 
 def _numbers(text: str, kind: type, option: str) -> list[Any]:

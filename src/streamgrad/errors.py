@@ -45,3 +45,12 @@ class DivergenceError(UserError):
         after = f" (after {backoffs} learning-rate back-offs)" if backoffs else ""
         super().__init__(f"run diverged at step {step}: {what} is not finite{after}")
         self.step, self.what, self.backoffs = step, what, backoffs
+
+    def record(self) -> dict[str, object]:
+        """What summary.json says of the divergence."""
+        return {
+            "step": self.step,
+            "what": self.what,
+            "lr_backoffs_taken": self.backoffs,
+            "message": str(self),
+        }

@@ -13,6 +13,7 @@ from jax.flatten_util import ravel_pytree
 
 from streamgrad.gradients import accumulate_gradient, bptt_gradient, make_algorithm
 from streamgrad.model import make_model
+from streamgrad.reporting import Column, render_table
 
 CASES: tuple[tuple[str, dict[str, str]], ...] = (
     ("elman", {}),
@@ -64,3 +65,11 @@ def run_gradcheck(
                     }
                 )
     return rows
+
+
+def table_text(rows: list[dict[str, object]], steps: int) -> str:
+    """The rows of `run_gradcheck` as a table."""
+    columns = [Column(key, align="left") for key in ("cell", "coupling", "task", "algorithm")]
+    columns.append(Column("max_relative_error", "max relative error", ".2e"))
+    title = f"RTRL/TBPTT vs BPTT, float64, {steps} steps, parameters frozen"
+    return render_table(rows, columns, title=title)

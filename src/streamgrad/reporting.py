@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import platform
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import matplotlib
 
@@ -15,20 +17,11 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
-from streamgrad.errors import UserError
 from streamgrad.online import History
-
-
-def prepare_output_dir(path: Path, *, force: bool = False) -> Path:
-    """Create `path`; refuse an existing non-empty folder unless `force` (results are never
-    overwritten by accident)."""
-    if path.exists() and not path.is_dir():
-        raise UserError(f"{path}: exists and is not a folder")
-    if path.exists() and any(path.iterdir()) and not force:
-        raise UserError(f"{path}: output folder exists and is not empty (use --force to overwrite)")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def versions() -> dict[str, str]:
@@ -99,3 +92,56 @@ def plot_losses(
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of `render_table`: the row key it shows, its header (the key when None), the
+    format spec of its values as in `format(value, spec)` ('.3f', ',', ',.1f'; '' prints
+    str(value)) and its alignment."""
+
+    key: str
+    header: str | None = None
+    spec: str = ""
+    align: Literal["left", "right"] = "right"
+
+
+def _cell(row: Mapping[str, Any], column: Column) -> str:
+    """A key the row lacks leaves the cell blank; None prints as '-'."""
+    if column.key not in row:
+        return ""
+    value = row[column.key]
+    return "-" if value is None else format(value, column.spec)
+
+
+def render_table(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[Column],
+    *,
+    title: str | None = None,
+    markdown: bool = False,
+) -> str:
+    """The one table renderer: one line per row, cells formatted by their Column.
+
+    Plain text (the default): columns aligned, two spaces apart, the headers on the first
+    line, no rules (rich's Table, rendered without colour or markup, so a cell such as '[x]'
+    prints as written). markdown: a pipe table, cells unpadded, the alignment in the rule line.
+    `title`, when given, is the first line (in markdown followed by a blank one). No trailing
+    newline.
+    """
+    headers = [column.header or column.key for column in columns]
+    cells = [[_cell(row, column) for column in columns] for row in rows]
+    if markdown:
+        rule = [":--" if column.align == "left" else "--:" for column in columns]
+        lines = [f"| {' | '.join(line)} |" for line in [headers, *cells]]
+        lines.insert(1, f"|{'|'.join(rule)}|")
+        return "\n".join(([title, ""] if title else []) + lines)
+    table = Table(box=None, padding=(0, 1), pad_edge=False, header_style=None)
+    for header, column in zip(headers, columns, strict=True):
+        table.add_column(Text(header), justify=column.align, no_wrap=True)
+    for line in cells:
+        table.add_row(*(Text(cell) for cell in line))
+    buffer = io.StringIO()
+    Console(file=buffer, width=100_000, color_system=None, highlight=False).print(table)
+    lines = [line.rstrip() for line in buffer.getvalue().splitlines()]
+    return "\n".join(([title] if title else []) + lines)

@@ -15,6 +15,7 @@ from streamgrad.config import TrainConfig
 from streamgrad.data.dataset import Stream
 from streamgrad.errors import DataError, UserError
 from streamgrad.gradients import make_algorithm
+from streamgrad.metrics import StreamMetrics
 from streamgrad.model import make_model
 from streamgrad.online import ChunkRecord, History, LearnerState, LrBackoff, OnlineLearner
 from streamgrad.optim import make_optimizer, make_schedule, with_lr_scale
@@ -56,39 +57,51 @@ def build_learner(
     return learner, learner.init(params, dtype)
 
 
-def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Accuracy, balanced accuracy (mean per-class recall over the classes present) and
-    log-loss of class logits (T, K) against labels (T,); negative (unrevealed) labels skipped."""
-    revealed = labels >= 0
-    logits, labels = np.asarray(logits, np.float64)[revealed], labels[revealed]
-    if len(labels) == 0:
-        return {
-            "accuracy": float("nan"),
-            "balanced_accuracy": float("nan"),
-            "log_loss": float("nan"),
-            "labelled": 0,
+class StreamCheckpoints:
+    """`on_chunk` hook of `OnlineLearner.fit` that checkpoints a run over a stream of `length`
+    steps: the learner state with the per-step losses (length,) and outputs (length, K) so far,
+    at the first chunk end after every `every` steps and at the end, with `expect` (config and
+    data hashes) and the chunk records in the metadata."""
+
+    def __init__(self, folder: Path, every: int, length: int, expect: dict[str, Any]) -> None:
+        self.folder, self.every, self.length, self.expect = folder, every, length, expect
+        self.last_saved = 0
+
+    def restore(self, template: LearnerState, width: int) -> tuple[LearnerState, History]:
+        """The newest valid checkpoint (refusing one whose `expect` values differ)."""
+        dtype = jax.tree_util.tree_leaves(template.params)[0].dtype
+        arrays = (np.zeros(self.length, dtype), np.zeros((self.length, width), dtype))
+        (state, losses, outputs), meta = load_checkpoint(
+            self.folder, (template, *arrays), expect=self.expect
+        )
+        done = self.last_saved = int(meta["position"])
+        history = History(
+            losses[:done],
+            outputs[:done],
+            [ChunkRecord(*c) for c in meta["chunks"]],
+            float(meta["wall_seconds"]),
+            [(int(step), float(scale)) for step, scale in meta.get("backoffs", [])],
+        )
+        return state, history
+
+    def __call__(self, current: LearnerState, so_far: History) -> None:
+        position = len(so_far.losses)
+        if position - self.last_saved < self.every and position < self.length:
+            return
+        dtype = jax.tree_util.tree_leaves(current.params)[0].dtype
+        losses = np.zeros(self.length, dtype)
+        outputs = np.zeros((self.length, so_far.outputs.shape[1]), dtype)
+        losses[:position], outputs[:position] = so_far.losses, so_far.outputs
+        metadata = {
+            **self.expect,
+            "position": position,
+            "wall_seconds": so_far.wall_seconds,
+            "chunks": [list(c) for c in so_far.chunks],
+            "backoffs": [list(b) for b in so_far.backoffs],
         }
-    shifted = logits - logits.max(-1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
-    predicted = logits.argmax(-1)
-    recalls = [np.mean(predicted[labels == c] == c) for c in np.unique(labels)]
-    return {
-        "accuracy": float(np.mean(predicted == labels)),
-        "balanced_accuracy": float(np.mean(recalls)),
-        "log_loss": float(-np.mean(log_probs[np.arange(len(labels)), labels])),
-        "labelled": len(labels),
-    }
-
-
-def stream_metrics(
-    losses: np.ndarray, outputs: np.ndarray, targets: np.ndarray, n_classes: int | None
-) -> dict[str, float]:
-    """Prequential metrics over a stretch of the stream: mean loss, and for classification
-    the metrics of `classification_metrics`."""
-    metrics: dict[str, float] = {"loss": float(np.mean(losses)), "steps": len(losses)}
-    if n_classes is not None:
-        metrics.update(classification_metrics(outputs, targets))
-    return metrics
+        state = (current, losses, outputs)
+        save_checkpoint(self.folder, state, metadata=metadata, step=position)
+        self.last_saved = position
 
 
 @dataclass
@@ -124,49 +137,20 @@ def train_on_stream(
     """
     label = label or config.algorithm_spec
     learner, state = build_learner(config, stream.input_dim, stream.n_classes)
-    window = learner.algorithm.options.get("tau")
+    window = learner.algorithm.tau
     if window is not None and len(stream) < window:
         raise DataError(
             f"only {len(stream)} usable rows; {config.algorithm_spec} needs at least {window} "
             "(one truncation window)",
             file=stream.source or None,
         )
-    history = None
-    width = stream.n_classes or 1
-    dtype = jax.tree_util.tree_leaves(state.params)[0].dtype
-    if resume:
-        if checkpoints is None:
-            raise UserError("resume needs a checkpoint folder")
-        template = (state, np.zeros(len(stream), dtype), np.zeros((len(stream), width), dtype))
-        (state, losses, outputs), meta = load_checkpoint(checkpoints, template, expect=expect)
-        done = int(meta["position"])
-        history = History(
-            losses[:done],
-            outputs[:done],
-            [ChunkRecord(*c) for c in meta["chunks"]],
-            float(meta["wall_seconds"]),
-            [(int(step), float(scale)) for step, scale in meta.get("backoffs", [])],
-        )
-    last_saved = len(history.losses) if history else 0
-
-    def save(current: LearnerState, so_far: History) -> None:
-        nonlocal last_saved
-        position = len(so_far.losses)
-        if position - last_saved < checkpoint_every and position < len(stream):
-            return
-        losses = np.zeros(len(stream), dtype)
-        outputs = np.zeros((len(stream), width), dtype)
-        losses[:position], outputs[:position] = so_far.losses, so_far.outputs
-        metadata = {
-            **(expect or {}),
-            "position": position,
-            "wall_seconds": so_far.wall_seconds,
-            "chunks": [list(c) for c in so_far.chunks],
-            "backoffs": [list(b) for b in so_far.backoffs],
-        }
-        save_checkpoint(checkpoints, (current, losses, outputs), metadata=metadata, step=position)
-        last_saved = position
-
+    history, saver = None, None
+    if checkpoints is not None:
+        saver = StreamCheckpoints(checkpoints, checkpoint_every, len(stream), expect or {})
+        if resume:
+            state, history = saver.restore(state, stream.n_classes or 1)
+    elif resume:
+        raise UserError("resume needs a checkpoint folder")
     state, history = learner.fit(
         state,
         stream.inputs,
@@ -174,31 +158,31 @@ def train_on_stream(
         chunk_size=config.chunk,
         progress=progress,
         description=label,
-        on_chunk=save if checkpoints is not None else None,
+        on_chunk=saver,
         history=history,
-        backoff=(
-            LrBackoff(config.lr_backoff, config.max_backoffs)
-            if config.lr_backoff is not None
-            else None
-        ),
+        backoff=config.lr_backoff and LrBackoff(config.lr_backoff, config.max_backoffs),
     )
-    tail = max(1, len(stream) // 10)
     summary = {
         "label": label,
         "algorithm": learner.algorithm.name,
         "config": config.model_dump(),
+        **summarise(history, stream),
+    }
+    return RunResult(label, config, history, state, summary)
+
+
+def summarise(history: History, stream: Stream) -> dict[str, Any]:
+    """Prequential metrics over the whole stream and over its last 10%, speed, back-offs."""
+    tail = max(1, len(stream) // 10)
+    return {
         "steps": len(stream),
-        "overall": stream_metrics(
-            history.losses, history.outputs, stream.targets, stream.n_classes
-        ),
-        "last_10_percent": stream_metrics(
-            history.losses[-tail:],
-            history.outputs[-tail:],
-            stream.targets[-tail:],
-            stream.n_classes,
-        ),
+        "overall": StreamMetrics(stream.n_classes)
+        .update(history.losses, history.outputs, stream.targets)
+        .get(),
+        "last_10_percent": StreamMetrics(stream.n_classes)
+        .update(history.losses[-tail:], history.outputs[-tail:], stream.targets[-tail:])
+        .get(),
         "steps_per_second": history.steps_per_second,
         "wall_seconds": history.wall_seconds,
         "lr_backoffs": [{"diverged_at_step": s, "lr_scale": c} for s, c in history.backoffs],
     }
-    return RunResult(label, config, history, state, summary)

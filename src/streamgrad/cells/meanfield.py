@@ -1,4 +1,4 @@
-"""The papers' mean-field network class (DESIGN.md section 3).
+"""The papers' mean-field network class.
 
 N units with i.i.d. per-unit parameters theta^i = (W^i, c^i, B^i); the readout
 f = N^(-beta) sum_i C^i S^i lives in `streamgrad.model` (`meanfield_readout`).
@@ -24,6 +24,7 @@ Contraction: |du_{k+1}/du_k| <= G sup|sigma'| (shared), |g(B^i) sigma'| (diagona
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import jax
@@ -34,7 +35,6 @@ from streamgrad.cells.clipping import smooth_clip
 
 Coupling = Literal["shared", "diagonal", "dense"]
 ACTIVATIONS = {"tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid}
-SUP_SLOPE = {"tanh": 1.0, "sigmoid": 0.25}
 
 
 def meanfield(
@@ -51,6 +51,8 @@ def meanfield(
     recurrent_mean: float = 0.5,
     recurrent_std: float = 0.25,
 ) -> Cell:
+    """The mean-field cell with N = hidden_size units and d = input_size inputs (the equations
+    and laws are in the module docstring)."""
     if coupling not in ("shared", "diagonal", "dense"):
         raise ValueError(f"unknown coupling {coupling!r}; use shared, diagonal or dense")
     if activation not in ACTIVATIONS:
@@ -58,6 +60,17 @@ def meanfield(
     smooth_clip(jnp.zeros(()), clip_at, bound)  # validates 0 < M < G early
     n, d = hidden_size, input_size
     sigma = ACTIVATIONS[activation]
+    options = {
+        "coupling": coupling,
+        "clip_at": clip_at,
+        "bound": bound,
+        "activation": activation,
+        "w_std": w_std,
+        "bias_mean": bias_mean,
+        "bias_std": bias_std,
+        "recurrent_mean": recurrent_mean,
+        "recurrent_std": recurrent_std,
+    }
 
     def init(key: jax.Array, dtype: Any = jnp.float32) -> Params:
         kw, kc, kb = jax.random.split(key, 3)
@@ -81,68 +94,53 @@ def meanfield(
             weights["B"] = smooth_clip(params["B"], clip_at, bound)
         return weights
 
+    common = {"init": init, "effective": effective, "options": options}
+    return _COUPLINGS[coupling](n, d, sigma, common)
+
+
+def _shared(n: int, d: int, sigma: Callable, common: dict[str, Any]) -> Cell:
+    """u_k = (1/N) sum_j g(B^j) S^j_k, S^i_{k+1} = sigma(W^i . x_k + c^i + u_k)."""
+
     def memory(w: Params, hidden: jax.Array) -> jax.Array:
         return jnp.mean(w["B"] * hidden)[None]
 
     def step_from_memory(w: Params, u: jax.Array, x: jax.Array) -> jax.Array:
         return sigma(w["W"] @ x + w["c"] + u[0])
 
-    options = {
-        "coupling": coupling,
-        "clip_at": clip_at,
-        "bound": bound,
-        "activation": activation,
-        "w_std": w_std,
-        "bias_mean": bias_mean,
-        "bias_std": bias_std,
-        "recurrent_mean": recurrent_mean,
-        "recurrent_std": recurrent_std,
-    }
-    if coupling == "shared":
-
-        def step(w: Params, hidden: jax.Array, x: jax.Array) -> jax.Array:
-            return step_from_memory(w, memory(w, hidden), x)
-
-        return Cell(
-            "meanfield",
-            n,
-            d,
-            init,
-            step,
-            row_local=("W", "c"),
-            structure="memory",
-            effective=effective,
-            memory=memory,
-            step_from_memory=step_from_memory,
-            options=options,
-        )
-    if coupling == "diagonal":
-
-        def step(w: Params, hidden: jax.Array, x: jax.Array) -> jax.Array:
-            return sigma(w["W"] @ x + w["c"] + w["B"] * hidden)
-
-        return Cell(
-            "meanfield",
-            n,
-            d,
-            init,
-            step,
-            row_local=("B", "W", "c"),
-            structure="elementwise",
-            effective=effective,
-            options=options,
-        )
-
     def step(w: Params, hidden: jax.Array, x: jax.Array) -> jax.Array:
-        return sigma(w["W"] @ x + w["c"] + w["A"] @ hidden)
+        return step_from_memory(w, memory(w, hidden), x)
 
     return Cell(
         "meanfield",
         n,
         d,
-        init,
-        step,
-        row_local=("A", "W", "c"),
-        effective=effective,
-        options=options,
+        step=step,
+        row_local=("W", "c"),
+        structure="memory",
+        memory=memory,
+        step_from_memory=step_from_memory,
+        **common,
     )
+
+
+def _diagonal(n: int, d: int, sigma: Callable, common: dict[str, Any]) -> Cell:
+    """S^i_{k+1} = sigma(W^i . x_k + c^i + g(B^i) S^i_k)."""
+
+    def step(w: Params, hidden: jax.Array, x: jax.Array) -> jax.Array:
+        return sigma(w["W"] @ x + w["c"] + w["B"] * hidden)
+
+    return Cell(
+        "meanfield", n, d, step=step, row_local=("B", "W", "c"), structure="elementwise", **common
+    )
+
+
+def _dense(n: int, d: int, sigma: Callable, common: dict[str, Any]) -> Cell:
+    """S_{k+1} = sigma(W x_k + c + A~ S_k), A~ the spectrally rescaled N^(-1/2) A."""
+
+    def step(w: Params, hidden: jax.Array, x: jax.Array) -> jax.Array:
+        return sigma(w["W"] @ x + w["c"] + w["A"] @ hidden)
+
+    return Cell("meanfield", n, d, step=step, row_local=("A", "W", "c"), **common)
+
+
+_COUPLINGS = {"shared": _shared, "diagonal": _diagonal, "dense": _dense}

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from streamgrad.config import TrainConfig
+from streamgrad.data.dataset import Stream
 from streamgrad.data.synthetic import add_task
 from streamgrad.errors import DivergenceError
 from streamgrad.reporting import (
@@ -68,11 +69,11 @@ def run(
     seed: int = 0,
     progress: bool = False,
 ) -> dict[str, Any]:
+    """Every method at every learning rate on one Add-task stream; writes table.csv,
+    metrics.csv (best rate per method), comparison.png and summary.json into `out`."""
     stream = add_task(steps, lags=lags, seed=seed)
-    methods = methods or default_methods(lags)
     rows, best_runs = [], {}
-    for method in methods:
-        best: RunResult | None = None
+    for method in methods or default_methods(lags):
         for lr in learning_rates:
             config = TrainConfig(
                 cell=cell,
@@ -83,51 +84,12 @@ def run(
                 seed=seed,
                 chunk=min(20_000, steps),
             )
-            label = f"{method} lr={lr:g}"
-            try:
-                result = train_on_stream(config, stream, label=label, progress=progress)
-            except DivergenceError as error:
-                rows.append({"method": method, "lr": lr, "diverged_at": error.step})
-                continue
-            s = result.summary
-            tail = slice(steps - max(lags[1] + 1, steps // 10), steps)
-            lag1, lag2 = lag_coefficients(
-                result.history.outputs[tail, 0], stream.inputs[tail, 0], lags
-            )
-            s["lag_coefficients"] = {f"lag_{lags[0]}": lag1, f"lag_{lags[1]}": lag2}
-            rows.append(
-                {
-                    "method": method,
-                    "lr": lr,
-                    "loss_overall": s["overall"]["loss"],
-                    "loss_last_10pct": s["last_10_percent"]["loss"],
-                    f"coef_lag_{lags[0]}": lag1,
-                    f"coef_lag_{lags[1]}": lag2,
-                    "steps_per_second": s["steps_per_second"],
-                    "diverged_at": None,
-                }
-            )
-            if (
-                best is None
-                or s["last_10_percent"]["loss"] < best.summary["last_10_percent"]["loss"]
-            ):
-                best = result
-        if best is not None:
-            best_runs[method] = best
-    table = pd.DataFrame(rows)
-    table["best"] = [
-        method in best_runs and best_runs[method].config.lr == lr
-        for method, lr in zip(table["method"], table["lr"], strict=True)
-    ]
-    table.to_csv(out / "table.csv", index=False)
-    chunk_table({m: r.history for m, r in best_runs.items()}).to_csv(
-        out / "metrics.csv", index=False
-    )
-    plot_losses(
-        out / "comparison.png",
-        {f"{m} (lr={r.config.lr:g})": r.history for m, r in best_runs.items()},
-        title=f"Add task, lags {lags}: online prequential loss (best lr per method)",
-    )
+            row, result = _one_run(config, stream, lags, progress)
+            rows.append(row)
+            best = best_runs.get(method)
+            if result is not None and (best is None or _tail_loss(result) < _tail_loss(best)):
+                best_runs[method] = result
+    _write_outputs(out, rows, best_runs, lags)
     summary = {
         "experiment": "rtrl-vs-tbptt",
         "task": {
@@ -153,6 +115,57 @@ def run(
     }
     write_json(out / "summary.json", summary)
     return summary
+
+
+def _tail_loss(result: RunResult) -> float:
+    return result.summary["last_10_percent"]["loss"]
+
+
+def _one_run(
+    config: TrainConfig, stream: Stream, lags: tuple[int, int], progress: bool
+) -> tuple[dict[str, Any], RunResult | None]:
+    """One method at one learning rate: its table row, and its result (None if it diverged);
+    the result's summary gains the lag coefficients of the last 10%."""
+    method, lr, steps = config.algo, config.lr, len(stream)
+    try:
+        result = train_on_stream(config, stream, label=f"{method} lr={lr:g}", progress=progress)
+    except DivergenceError as error:
+        return {"method": method, "lr": lr, "diverged_at": error.step}, None
+    s = result.summary
+    tail = slice(steps - max(lags[1] + 1, steps // 10), steps)
+    lag1, lag2 = lag_coefficients(result.history.outputs[tail, 0], stream.inputs[tail, 0], lags)
+    s["lag_coefficients"] = {f"lag_{lags[0]}": lag1, f"lag_{lags[1]}": lag2}
+    row = {
+        "method": method,
+        "lr": lr,
+        "loss_overall": s["overall"]["loss"],
+        "loss_last_10pct": s["last_10_percent"]["loss"],
+        f"coef_lag_{lags[0]}": lag1,
+        f"coef_lag_{lags[1]}": lag2,
+        "steps_per_second": s["steps_per_second"],
+        "diverged_at": None,
+    }
+    return row, result
+
+
+def _write_outputs(
+    out: Path, rows: list[dict[str, Any]], best_runs: dict[str, RunResult], lags: tuple[int, int]
+) -> None:
+    """table.csv (every run, the best rate per method marked), metrics.csv and the plot."""
+    table = pd.DataFrame(rows)
+    table["best"] = [
+        method in best_runs and best_runs[method].config.lr == lr
+        for method, lr in zip(table["method"], table["lr"], strict=True)
+    ]
+    table.to_csv(out / "table.csv", index=False)
+    chunk_table({m: r.history for m, r in best_runs.items()}).to_csv(
+        out / "metrics.csv", index=False
+    )
+    plot_losses(
+        out / "comparison.png",
+        {f"{m} (lr={r.config.lr:g})": r.history for m, r in best_runs.items()},
+        title=f"Add task, lags {lags}: online prequential loss (best lr per method)",
+    )
 
 
 def table_text(summary: dict[str, Any]) -> str:
