@@ -64,6 +64,38 @@ class TrainConfig(BaseModel):
         return {"density": self.density} if self.density < 1.0 else {}
 
 
+class LobOptions(BaseModel):
+    """The `lob` command's options (the data, and the settings every method shares)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    orderbook: str | None = None  # None: the bundled AMZN day
+    message: str | None = None
+    levels: int | None = Field(None, ge=1)
+    sampling: Literal["event", "clock"] = "event"
+    dt: float = Field(1.0, ge=1e-3)  # clock sampling interval (s)
+    classes: Literal[2, 3] = 2
+    cells: str = "elman"  # comma-separated
+    algos: str = "rtrl,tbptt:10,tbptt:1"  # comma-separated algorithm specs
+    hidden: int = Field(32, ge=1, le=100_000)
+    optimizer: Literal["sgd", "adam", "rmsprop", "adamw"] = "adam"
+    lr: float = Field(1e-3, gt=0.0)
+    seed: int = 0
+    skip_invalid: bool = False
+
+    @staticmethod
+    def _split(text: str) -> tuple[str, ...]:
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+
+    @property
+    def cell_list(self) -> tuple[str, ...]:
+        return self._split(self.cells)
+
+    @property
+    def algo_list(self) -> tuple[str, ...]:
+        return self._split(self.algos)
+
+
 def validate(
     model: type[BaseModel], values: dict[str, object], source: str = "config"
 ) -> BaseModel:

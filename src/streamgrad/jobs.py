@@ -16,7 +16,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from streamgrad.config import TrainConfig, load_config_file, validate
+from streamgrad.config import LobOptions, TrainConfig, load_config_file, validate
 from streamgrad.data.dataset import Stream
 from streamgrad.errors import DivergenceError, UserError
 from streamgrad.runs import RunFolder, config_hash, file_sha256, refuse_changes
@@ -148,60 +148,38 @@ def lob(
     from streamgrad.experiments import lob as experiment
     from streamgrad.resources import bundled_lobster_day
 
-    options = {**LOB_DEFAULTS, **options}
-    unknown = sorted(set(options) - set(LOB_DEFAULTS))
-    if unknown:
-        raise UserError(f"lob: unknown option --{unknown[0].replace('_', '-')}")
-    cells = tuple(c.strip() for c in options["cells"].split(",") if c.strip())
-    algos = tuple(a.strip() for a in options["algos"].split(",") if a.strip())
-    for cell in cells:  # validate every run's settings before any work starts
-        for algo in algos:
-            settings = {"cell": cell, "hidden": options["hidden"], "algo": algo}
-            settings.update(optimizer=options["optimizer"], lr=options["lr"])
-            validate(TrainConfig, settings, "option")
+    settings = validate(LobOptions, dict(options), "option")
+    for cell in settings.cell_list:  # validate every run's settings before any work starts
+        for algo in settings.algo_list:
+            shared = {"hidden": settings.hidden, "optimizer": settings.optimizer, "lr": settings.lr}
+            validate(TrainConfig, {"cell": cell, "algo": algo, **shared}, "option")
     with ExitStack() as stack:
-        orderbook, message = options["orderbook"], options["message"]
+        orderbook, message = settings.orderbook, settings.message
         if orderbook is None:
             orderbook, bundled_message = stack.enter_context(bundled_lobster_day())
             message = message or bundled_message
-        record = {**options, "orderbook": str(orderbook), "message": message and str(message)}
+        record = {**settings.model_dump(), "orderbook": str(orderbook)}
+        record["message"] = message and str(message)
         folder = RunFolder.open(out, record, resume=resume, force=force)
         return experiment.run(
             folder.path,
             orderbook=Path(orderbook),
             message=Path(message) if message else None,
-            levels=options["levels"],
-            sampling=options["sampling"],
-            dt=options["dt"],
-            classes=options["classes"],
-            cells=cells,
-            algorithms=algos,
-            hidden=options["hidden"],
-            optimizer=options["optimizer"],
-            lr=options["lr"],
-            seed=options["seed"],
-            skip_invalid=options["skip_invalid"],
+            levels=settings.levels,
+            sampling=settings.sampling,
+            dt=settings.dt,
+            classes=settings.classes,
+            cells=settings.cell_list,
+            algorithms=settings.algo_list,
+            hidden=settings.hidden,
+            optimizer=settings.optimizer,
+            lr=settings.lr,
+            seed=settings.seed,
+            skip_invalid=settings.skip_invalid,
             progress=progress,
             checkpoint_every=checkpoint_every,
             resume=resume,
         )
-
-
-LOB_DEFAULTS: dict[str, Any] = {
-    "orderbook": None,
-    "message": None,
-    "levels": None,
-    "sampling": "event",
-    "dt": 1.0,
-    "classes": 2,
-    "cells": "elman",
-    "algos": "rtrl,tbptt:10,tbptt:1",
-    "hidden": 32,
-    "optimizer": "adam",
-    "lr": 1e-3,
-    "seed": 0,
-    "skip_invalid": False,
-}
 
 
 def experiment(
