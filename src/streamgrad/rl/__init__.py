@@ -1,0 +1,1 @@
+"""Reinforcement learning on finite MDPs: exact answers, online actor-critic, its limit ODE."""
