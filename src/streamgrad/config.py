@@ -39,6 +39,7 @@ class TrainConfig(BaseModel):
     seed: int = 0
     chunk: int = Field(10_000, ge=1)  # steps per jitted scan between progress updates
     dtype: Literal["float32", "float64"] = "float32"
+    standardize: bool = False  # inputs: causal running z-scores (data.lob_features)
 
     @model_validator(mode="after")
     def _meanfield_options(self) -> TrainConfig:

@@ -27,6 +27,10 @@ EXPERIMENTS = {
     "rtrl-vs-tbptt": "streamgrad.experiments.rtrl_vs_tbptt",
     "alignment": "streamgrad.experiments.alignment",
     "actor-critic": "streamgrad.experiments.actor_critic",
+    "kernel-limit-hidden": "streamgrad.experiments.kernel_limit_hidden",
+    "kernel-limit-training": "streamgrad.experiments.kernel_limit_training",
+    "rtrl-convergence": "streamgrad.experiments.rtrl_convergence",
+    "rtrl-fixed-point": "streamgrad.experiments.rtrl_fixed_point",
 }
 
 
@@ -48,23 +52,13 @@ def train(
     stored run's, and the stored ones are used.
     Writes run.json, checkpoints/, metrics.csv, loss.png and summary.json; returns the summary.
     """
-    from streamgrad.data.tabular import read_table
     from streamgrad.training import train_on_stream
 
     folder = RunFolder.reopen(out) if resume else None
     values, source = _train_options(folder, values, source)
     settings = validate(TrainConfig, dict(values), str(config_file) if config_file else "option")
     data = Path(source["data"])
-    inputs = source["inputs"]
-    columns = [c.strip() for c in inputs.split(",")] if inputs else None
-    stream = read_table(
-        data,
-        source["target"],
-        columns,
-        task=source["task"],
-        skip_invalid=source["skip_invalid"],
-        time=source["time"],
-    )
+    stream = _read_source(source)
     expect = {"config_hash": config_hash(settings.model_dump()), "data_sha256": file_sha256(data)}
     if folder is None:
         record = {"config": settings.model_dump(), "options": dict(values), "data": source}
@@ -87,9 +81,25 @@ def train(
         {result.label: result.history},
         title=f"{data.name}: prequential loss of {result.label}",
         log_scale=stream.n_classes is None,
+        baselines=result.baselines,
     )
     data_summary = _data_summary(stream, source, expect["data_sha256"])
     return folder.write_summary({**result.summary, "data": data_summary, "resumed": resume})
+
+
+def _read_source(source: Mapping[str, Any]) -> Stream:
+    """The validated stream that `source` (the SOURCE_KEYS) names."""
+    from streamgrad.data.tabular import read_table
+
+    inputs = source["inputs"]
+    return read_table(
+        Path(source["data"]),
+        source["target"],
+        [c.strip() for c in inputs.split(",")] if inputs else None,
+        task=source["task"],
+        skip_invalid=source["skip_invalid"],
+        time=source["time"],
+    )
 
 
 def _data_summary(stream: Stream, source: Mapping[str, Any], sha256: str) -> dict[str, Any]:

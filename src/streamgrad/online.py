@@ -25,13 +25,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from streamgrad.errors import DivergenceError
 from streamgrad.gradients.base import OnlineAlgorithm
 from streamgrad.metrics import Accuracy, Mean
 from streamgrad.model import ModelParams
 from streamgrad.optim import lr_scale, scale_lr
+from streamgrad.progress import progress_bar
 
 
 class LearnerState(NamedTuple):
@@ -158,7 +158,8 @@ class OnlineLearner:
         chunks, wall, backoffs = list(history.chunks), history.wall_seconds, list(history.backoffs)
         position, total = len(history.losses), len(inputs)
         running = Mean().update(history.losses)
-        with _progress(progress) as bar:
+        shown = Mean().update(self._scored(history.losses, targets))  # the bar's loss
+        with progress_bar(progress) as bar:
             task = bar.add_task(description, total=total, completed=position)
             for begin in range(position, total, chunk_size):
                 end = min(begin + chunk_size, total)
@@ -169,6 +170,7 @@ class OnlineLearner:
                 wall += spent
                 chunk_outputs = np.asarray(chunk_outputs)
                 running.update(chunk_losses)
+                shown.update(self._scored(chunk_losses, targets[begin:end]))
                 accuracy = (
                     Accuracy().update(chunk_outputs, targets[begin:end]).get()
                     if self.classification
@@ -183,11 +185,20 @@ class OnlineLearner:
                 bar.update(
                     task,
                     advance=end - begin,
-                    description=f"{description} loss {chunks[-1].running_loss:.4g}",
+                    description=f"{description} loss {shown.get():.4g}",
                 )
                 if on_chunk is not None:
                     on_chunk(state, self._history(losses, outputs, chunks, wall, backoffs))
         return state, self._history(losses, outputs, chunks, wall, backoffs)
+
+    def _scored(self, losses: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """The losses (T',) of the steps that are scored, out of the first T' of targets (T,):
+        every step for regression, the steps with a revealed label (y_k >= 0) for
+        classification, so that the running mean is the log-loss over labelled samples that
+        the final metrics report, not diluted by the zero loss of unlabelled steps."""
+        if not self.classification:
+            return losses
+        return losses[targets[: len(losses)] >= 0]
 
     def _run_chunk(
         self,
@@ -248,17 +259,6 @@ def _check_finite(losses: np.ndarray, state: LearnerState, offset: int) -> None:
         ]
         if leaves and not all(bool(jnp.isfinite(leaf).all()) for leaf in leaves):
             raise DivergenceError(offset + len(losses), what)
-
-
-def _progress(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        disable=not enabled,
-        transient=False,
-    )
 
 
 class StreamLearner:

@@ -74,14 +74,22 @@ def moving_average(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def plot_losses(
-    path: Path, histories: Mapping[str, History], *, title: str, log_scale: bool = True
+    path: Path,
+    histories: Mapping[str, History],
+    *,
+    title: str,
+    log_scale: bool = True,
+    baselines: Mapping[str, np.ndarray] | None = None,
 ) -> None:
-    """Moving average of the per-step prequential loss for each run."""
+    """Moving average of the per-step prequential loss for each run, and dashed for each of
+    `baselines` (name -> per-step losses (T,))."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for label, history in histories.items():
-        window = max(1, len(history.losses) // 200)
-        smooth = moving_average(history.losses, window)
-        ax.plot(np.arange(window, len(history.losses) + 1), smooth, label=label, lw=1.2)
+    curves = [(label, history.losses, "-") for label, history in histories.items()]
+    curves += [(f"{name} (baseline)", losses, "--") for name, losses in (baselines or {}).items()]
+    for label, losses, style in curves:
+        window = max(1, len(losses) // 200)
+        smooth = moving_average(losses, window)
+        ax.plot(np.arange(window, len(losses) + 1), smooth, style, label=label, lw=1.2)
     ax.set_xlabel("step")
     ax.set_ylabel("prequential loss (moving average)")
     if log_scale:
@@ -89,9 +97,7 @@ def plot_losses(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 @dataclass(frozen=True)
@@ -145,3 +151,17 @@ def render_table(
     Console(file=buffer, width=100_000, color_system=None, highlight=False).print(table)
     lines = [line.rstrip() for line in buffer.getvalue().splitlines()]
     return "\n".join(([title] if title else []) + lines)
+
+
+def loglog_slope(sizes: Sequence[float], values: Sequence[float]) -> float | None:
+    """Least-squares slope of log value against log size (None with fewer than 2 sizes)."""
+    if len(sizes) < 2:
+        return None
+    return float(np.polyfit(np.log(sizes), np.log(values), 1)[0])
+
+
+def save_figure(fig: plt.Figure, path: Path, dpi: int = 110) -> None:
+    """Lay out, write (PNG) and close a figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)

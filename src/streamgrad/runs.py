@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from streamgrad.errors import UserError
 from streamgrad.online import History
 from streamgrad.reporting import chunk_table, plot_losses, versions, write_json
@@ -113,8 +115,16 @@ class RunFolder:
         return full
 
     def write_metrics(
-        self, histories: Mapping[str, History], *, title: str, log_scale: bool
+        self,
+        histories: Mapping[str, History],
+        *,
+        title: str,
+        log_scale: bool,
+        baselines: Mapping[str, np.ndarray] | None = None,
     ) -> None:
-        """metrics.csv (per chunk, every run) and loss.png (moving-average prequential loss)."""
+        """metrics.csv (per chunk, every run) and loss.png (moving-average prequential loss,
+        with the per-step losses (T,) of `baselines`, by name, dashed)."""
         chunk_table(histories).to_csv(self.path / "metrics.csv", index=False)
-        plot_losses(self.path / "loss.png", histories, title=title, log_scale=log_scale)
+        plot_losses(
+            self.path / "loss.png", histories, title=title, log_scale=log_scale, baselines=baselines
+        )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +10,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from streamgrad.baselines import naive_baselines, prequential_losses
 from streamgrad.checkpoint import load_checkpoint, save_checkpoint
 from streamgrad.config import TrainConfig
 from streamgrad.data.dataset import Stream
+from streamgrad.data.lob_features import standardize_online
 from streamgrad.errors import DataError, UserError
 from streamgrad.gradients import make_algorithm
 from streamgrad.metrics import StreamMetrics
@@ -106,11 +108,15 @@ class StreamCheckpoints:
 
 @dataclass
 class RunResult:
+    """One run: its history and summary, and the per-step prequential losses (T,) of the
+    task's naive baselines (`baselines.naive_baselines`), by name."""
+
     label: str
     config: TrainConfig
     history: History
     state: LearnerState
     summary: dict[str, Any]
+    baselines: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def train_on_stream(
@@ -132,18 +138,19 @@ def train_on_stream(
     hidden state, influence/buffers), the per-step losses and outputs so far, the chunk
     records, and `expect` (config and data hashes). `resume=True` continues from the newest
     valid checkpoint, refusing one whose `expect` values differ; the result equals that of an
-    uninterrupted run bitwise (same machine). With `config.lr_backoff`, a diverging chunk is
-    rerun with a lower learning rate (see `LrBackoff`) and the summary lists the back-offs.
+    uninterrupted run bitwise (same machine). With `config.standardize`, the inputs are
+    standardised online before training, x_k -> (x_k - m_{k-1}) / s_{k-1} with the mean and
+    standard deviation of x_0..x_{k-1} (`data.lob_features.standardize_online`: 0 during a
+    warm-up of 10 steps, clipped to +-10). It is causal (z_k depends on x_0..x_k only), and it
+    is a deterministic function of the stream, which a resume reads again and checks by its
+    hash, so the checkpoint needs no running moments and the resumed run stays bitwise equal.
+    With `config.lr_backoff`, a diverging chunk is rerun with a lower learning rate (see
+    `LrBackoff`) and the summary lists the back-offs. The task's naive baselines run beside
+    the model (`summary["baselines"]`, `summary["skill"]`).
     """
     label = label or config.algorithm_spec
     learner, state = build_learner(config, stream.input_dim, stream.n_classes)
-    window = learner.algorithm.tau
-    if window is not None and len(stream) < window:
-        raise DataError(
-            f"only {len(stream)} usable rows; {config.algorithm_spec} needs at least {window} "
-            "(one truncation window)",
-            file=stream.source or None,
-        )
+    _check_long_enough(learner, config, stream)
     history, saver = None, None
     if checkpoints is not None:
         saver = StreamCheckpoints(checkpoints, checkpoint_every, len(stream), expect or {})
@@ -151,9 +158,10 @@ def train_on_stream(
             state, history = saver.restore(state, stream.n_classes or 1)
     elif resume:
         raise UserError("resume needs a checkpoint folder")
+    inputs = standardize_online(stream.inputs) if config.standardize else stream.inputs
     state, history = learner.fit(
         state,
-        stream.inputs,
+        inputs,
         stream.targets,
         chunk_size=config.chunk,
         progress=progress,
@@ -162,27 +170,72 @@ def train_on_stream(
         history=history,
         backoff=config.lr_backoff and LrBackoff(config.lr_backoff, config.max_backoffs),
     )
-    summary = {
-        "label": label,
-        "algorithm": learner.algorithm.name,
-        "config": config.model_dump(),
-        **summarise(history, stream),
+    baselines = _naive_baselines(stream)
+    summary = {"label": label, "algorithm": learner.algorithm.name, "config": config.model_dump()}
+    summary.update(summarise(history, stream))
+    summary.update(compare_baselines(summary["last_10_percent"]["loss"], stream, baselines))
+    losses = {name: losses for name, (_, losses) in baselines.items()}
+    return RunResult(label, config, history, state, summary, losses)
+
+
+def _check_long_enough(learner: OnlineLearner, config: TrainConfig, stream: Stream) -> None:
+    """A stream shorter than one truncation window cannot be trained on."""
+    window = learner.algorithm.tau
+    if window is not None and len(stream) < window:
+        raise DataError(
+            f"only {len(stream)} usable rows; {config.algorithm_spec} needs at least {window} "
+            "(one truncation window)",
+            file=stream.source or None,
+        )
+
+
+def _naive_baselines(stream: Stream) -> dict[str, Any]:
+    """Each naive baseline of the task run prequentially over the stream."""
+    return {
+        name: prequential_losses(baseline, stream.inputs, stream.targets)
+        for name, baseline in naive_baselines(stream.n_classes).items()
     }
-    return RunResult(label, config, history, state, summary)
 
 
 def summarise(history: History, stream: Stream) -> dict[str, Any]:
     """Prequential metrics over the whole stream and over its last 10%, speed, back-offs."""
-    tail = max(1, len(stream) // 10)
     return {
         "steps": len(stream),
-        "overall": StreamMetrics(stream.n_classes)
-        .update(history.losses, history.outputs, stream.targets)
-        .get(),
-        "last_10_percent": StreamMetrics(stream.n_classes)
-        .update(history.losses[-tail:], history.outputs[-tail:], stream.targets[-tail:])
-        .get(),
+        **_stretches(history.losses, history.outputs, stream),
         "steps_per_second": history.steps_per_second,
         "wall_seconds": history.wall_seconds,
         "lr_backoffs": [{"diverged_at_step": s, "lr_scale": c} for s, c in history.backoffs],
+    }
+
+
+def compare_baselines(
+    model_loss: float, stream: Stream, baselines: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> dict[str, Any]:
+    """The baselines' metrics and the model's skill against the best of them.
+
+    model_loss: the model's mean prequential loss over the last 10% of `stream`.
+    baselines: name -> (outputs (T, K), losses (T,)) of a prequential baseline on `stream`.
+    Returns {"baselines": {name: {"overall", "last_10_percent"}}, "skill": {"best_baseline",
+    "last_10_percent"}}, where skill = 1 - (model's mean loss) / (best baseline's mean loss)
+    over the last 10% of the stream: 0 for no better than the best baseline, 1 for no loss
+    (NaN when the best baseline has no loss there).
+    """
+    metrics = {
+        name: _stretches(losses, outputs, stream) for name, (outputs, losses) in baselines.items()
+    }
+    best = min(metrics, key=lambda name: metrics[name]["last_10_percent"]["loss"])
+    reference = metrics[best]["last_10_percent"]["loss"]
+    skill = 1.0 - model_loss / reference if reference > 0 else float("nan")
+    return {"baselines": metrics, "skill": {"best_baseline": best, "last_10_percent": skill}}
+
+
+def _stretches(losses: np.ndarray, outputs: np.ndarray, stream: Stream) -> dict[str, Any]:
+    """`StreamMetrics` of per-step losses (T,) and outputs (T, K) on `stream` over all of it
+    ("overall") and over its last 10% ("last_10_percent")."""
+    tail = max(1, len(stream) // 10)
+    return {
+        "overall": StreamMetrics(stream.n_classes).update(losses, outputs, stream.targets).get(),
+        "last_10_percent": StreamMetrics(stream.n_classes)
+        .update(losses[-tail:], outputs[-tail:], stream.targets[-tail:])
+        .get(),
     }

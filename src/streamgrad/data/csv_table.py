@@ -131,6 +131,7 @@ def _csv_cells(text: str, header: str, delimiter: str, file: str) -> Columns:
             integer=lambda: cells.str.fullmatch(INTEGER).to_numpy(dtype=bool),
             cell=lambda i: cells.iat[i],
             problem=problem,
+            text=cells,
         )
 
     return located(file, names, rows, 1, column)

@@ -1,7 +1,8 @@
 """Parquet files for `read_table`: numeric, boolean, decimal and string columns.
 
 Row numbers are record indices counting from 1 (Parquet has no header row). Numbers are
-read as float64; string columns are parsed like CSV cells.
+read as float64; string columns are parsed like CSV cells; timestamp and date columns are
+instants (`columns.as_time`), usable as the time column only.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from streamgrad.data.columns import INTEGER, Column, Columns, located, number_problem, text_problem
+from streamgrad.data.columns import (
+    INTEGER,
+    Column,
+    Columns,
+    instant_column,
+    located,
+    number_problem,
+    text_problem,
+)
 from streamgrad.data.table import first_line
 from streamgrad.errors import DataError
 
@@ -73,7 +82,12 @@ def _arrow_column(data: pa.ChunkedArray, name: str, file: str) -> Column:
                 return number_problem(values[i], null=True)
             return text_problem(str(cells.iat[i]), float(values[i]), None)
 
-        return Column(values, lambda: integer, lambda i: cells.iat[i], problem)
+        return Column(values, lambda: integer, lambda i: cells.iat[i], problem, text=cells)
+    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+        stamps = pd.to_datetime(pd.Series(data.to_pandas()), utc=True)
+        return instant_column(
+            stamps, lambda i: data[i].as_py(), lambda i: number_problem(np.nan, null=True)
+        )
     numeric = (
         pa.types.is_integer(kind)
         or pa.types.is_floating(kind)

@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from streamgrad.data.columns import Column, Columns
+from streamgrad.data.columns import Column, Columns, as_time
 from streamgrad.data.csv_table import load_csv
 from streamgrad.data.dataset import Stream
 from streamgrad.data.parquet_table import load_parquet
@@ -53,6 +53,8 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 AUTO_MAX_CLASSES = 20
 """task="auto" reads an integer target with at most this many distinct values as labels."""
 MAX_CLASSES = 2**20
+SKIP_OPTION = "--skip-invalid (Python: skip_invalid=True)"
+"""How messages name the option: by its command-line flag, and the `read_table` parameter."""
 """Class labels must be below this (a guard against a stray huge label)."""
 
 
@@ -87,10 +89,15 @@ def read_table(
             integer literal in CSV, an integer type in Parquet) and has at most
             `AUTO_MAX_CLASSES` (20) distinct values; regression otherwise.
 
-    time: optional time-stamp column (numeric, e.g. seconds). It is validated, not used as
-        an input (unless listed in `inputs`): stamps must be strictly increasing (the
-        strict time order of `data.table`), and the first duplicated or earlier stamp
-        raises, naming its row and the previous stamp.
+    time: optional time-stamp column: numbers (e.g. seconds), ISO 8601 dates or date-times
+        (``1987-05-21``, ``2024-01-02T10:00:00``; without an offset read as UTC) or a
+        Parquet timestamp/date column (see `columns.as_time`). It is validated, not used as
+        an input (unless listed in `inputs`, as numbers; dates may not be inputs): stamps
+        must be strictly increasing (the strict time order of `data.table`), and the first
+        duplicated or earlier stamp raises, naming its row and the previous stamp.
+
+    Messages name options by their command-line flag (`streamgrad train`), followed by the
+    parameter of this function: --skip-invalid is `skip_invalid`, --task is `task`.
 
     skip_invalid: rows with an empty, non-numeric, NaN or infinite value in a used column,
         or a time stamp not after every earlier one, are dropped and their row numbers
@@ -123,9 +130,16 @@ def _stream(
     """The checked `Stream` of the target and input columns (see `read_table`)."""
     table = loaded.table
     used = sorted({target, *input_names, *([time] if time else [])}, key=table.names.index)
-    columns = [loaded.column(name) for name in used]
+    columns = [as_time(loaded.column(n)) if n == time else loaded.column(n) for n in used]
+    for name, column in zip(used, columns, strict=True):
+        if column.instants and (name != time or name in input_names):
+            raise DataError(
+                "is not numeric but dates or times, which only the time column may hold",
+                file=table.file,
+                column=name,
+            )
     values = np.stack([c.values for c in columns], axis=1)  # (n, len(used)), file order
-    bad_rows = _invalid_rows(loaded, used, values, time, skip)
+    bad_rows = _invalid_rows(table, dict(zip(used, columns, strict=True)), values, time, skip)
     kept = np.flatnonzero(~bad_rows)
     if kept.size == 0:
         raise DataError(
@@ -157,12 +171,13 @@ def _stream(
 
 
 def _invalid_rows(
-    loaded: Columns, used: list[str], values: np.ndarray, time: str | None, skip: bool
+    table: Table, columns: dict[str, Column], values: np.ndarray, time: str | None, skip: bool
 ) -> np.ndarray:
-    """(n,) bool: rows with a used cell that is not a finite number or, given a `time`
-    column, a stamp that is not after every earlier valid stamp. Unless `skip`, the first
-    bad cell raises; then, with every cell valid, the first stamp out of order."""
-    table = loaded.table
+    """(n,) bool: rows with a used cell that is not valid (a finite number, or a time stamp)
+    or, given a `time` column, a stamp that is not after every earlier valid stamp. Unless
+    `skip`, the first bad cell raises; then, with every cell valid, the first stamp out of
+    order. `columns` are the used columns by name, in file order, as `values` (n, used)."""
+    used = list(columns)
     bad = ~np.isfinite(values)
     n_bad = int(bad.sum())
     cells = matrix_issue(
@@ -170,8 +185,8 @@ def _invalid_rows(
         bad,
         [table.names.index(name) for name in used],
         lambda i, j: (
-            f"{loaded.column(table.names[j]).problem(i)} ({n_bad} invalid cell(s) in total; "
-            "skip_invalid=True drops such rows)"
+            f"{columns[table.names[j]].problem(i)} ({n_bad} invalid cell(s) in total; "
+            f"{SKIP_OPTION} drops such rows)"
         ),
     )
     invalid = enforce([cells], skip)
@@ -184,8 +199,9 @@ def _invalid_rows(
     def problem(i: int) -> str:
         kind = "duplicated time stamp" if stamps[i] == previous[i] else "time stamps go back"
         return (
-            f"{kind}: not after the previous {previous[i]:g} ({n_late} such row(s); "
-            "skip_invalid=True drops them)"
+            f"{kind}: not after the previous {columns[time].show(previous[i])} ({n_late} such "
+            "row(s); "
+            f"{SKIP_OPTION} drops them)"
         )
 
     column = np.full(len(late), table.names.index(time))
@@ -205,8 +221,9 @@ def _class_labels(
         problem = f"class labels must be integers in [0, {MAX_CLASSES})"
         if task == "auto":
             problem += (
-                f" (task='auto' reads an integer column with <= {AUTO_MAX_CLASSES} distinct "
-                "values as class labels; pass task='regression' to read it as numbers)"
+                f" (--task auto reads an integer column with <= {AUTO_MAX_CLASSES} distinct "
+                "values as class labels; pass --task regression (Python: task='regression') "
+                "to read it as numbers)"
             )
         raise table.error(problem, i, table.names.index(target))
     return values.astype(np.int64)

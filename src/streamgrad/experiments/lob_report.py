@@ -12,7 +12,7 @@ import pandas as pd
 
 from streamgrad.data.lob_features import FeatureFrame
 from streamgrad.metrics import pointwise_log_loss
-from streamgrad.reporting import moving_average
+from streamgrad.reporting import moving_average, save_figure
 
 PLOTS = {
     "cumulative_accuracy.png": "Cumulative accuracy through the day",
@@ -44,9 +44,7 @@ def _plot_methods(
     ax.set(xlabel=labels[0], ylabel=labels[1], title=PLOTS[name])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / name, dpi=120)
-    plt.close(fig)
+    save_figure(fig, out / name, dpi=120)
 
 
 def write_plots(
@@ -79,9 +77,7 @@ def write_plots(
     bottom.set(xlabel=xlabel, ylabel=f"rms return\n(bp, {vol_window} events)")
     for axis in (top, bottom):
         axis.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "mid_price.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out / "mid_price.png", dpi=120)
 
 
 def write_report(out: Path, summary: dict[str, Any], table: pd.DataFrame) -> None:

@@ -1,0 +1,5 @@
+"""`python -m streamgrad.cli ...`."""
+
+from streamgrad.cli import main
+
+main()

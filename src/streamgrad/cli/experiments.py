@@ -1,0 +1,206 @@
+"""`streamgrad experiment NAME`: the named, reproducible studies (each writes summary.json,
+CSV/Parquet and PNG into its --out folder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from streamgrad.cli.app import experiment_app, numbers, parse_sizes, run_experiment
+from streamgrad.errors import UserError
+
+Coupling = Literal["shared", "diagonal", "dense"]
+
+
+@experiment_app.command("rtrl-vs-tbptt")
+def rtrl_vs_tbptt(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("results/rtrl-vs-tbptt"),
+    steps: Annotated[int, typer.Option(help="Stream length.", min=100)] = 200_000,
+    lags: Annotated[str, typer.Option(help="The two lags t1,t2 of the Add task.")] = "5,9",
+    hidden: Annotated[int, typer.Option(help="Hidden units.", min=1)] = 32,
+    cell: Annotated[str, typer.Option(help="Recurrent cell.")] = "elman",
+    methods: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated algorithm specs (default: rtrl and three TBPTT windows)."
+        ),
+    ] = None,
+    lrs: Annotated[str, typer.Option(help="Learning-rate grid.")] = "0.01,0.03,0.1",
+    seed: Annotated[int, typer.Option(help="Seed of data and parameters.")] = 0,
+    force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
+) -> None:
+    """RTRL vs TBPTT (tau below and above the lags) on the Add task, online."""
+    lag_values = numbers(lags, int, "--lags")
+    if len(lag_values) != 2 or not 0 < lag_values[0] < lag_values[1]:
+        raise UserError(f"--lags: need two increasing positive lags t1,t2, got {lags!r}")
+    options = {
+        "steps": steps,
+        "lags": (lag_values[0], lag_values[1]),
+        "hidden": hidden,
+        "cell": cell,
+        "methods": [m.strip() for m in methods.split(",")] if methods else None,
+        "learning_rates": tuple(numbers(lrs, float, "--lrs")),
+        "seed": seed,
+    }
+    run_experiment("rtrl-vs-tbptt", out, options, force, "table.csv, metrics.csv, comparison.png")
+
+
+@experiment_app.command("alignment")
+def alignment(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("results/alignment"),
+    steps: Annotated[int, typer.Option(help="Stream length.", min=100)] = 50_000,
+    hidden: Annotated[int, typer.Option(help="Hidden units.", min=1)] = 32,
+    lr: Annotated[float, typer.Option(help="SGD learning rate.", min=1e-12)] = 0.01,
+    density: Annotated[
+        float,
+        typer.Option(help="Share of recurrent connections (Elman); < 1 is sparse.", min=0.0),
+    ] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of data and parameters.")] = 0,
+    force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
+) -> None:
+    """Cosine and relative error of UORO, SnAp-1, SnAp-2, RFLO, TBPTT(1) against an exact RTRL
+    shadow on the Add task."""
+    if not 0.0 < density <= 1.0:
+        raise UserError(f"--density: must be in (0, 1], got {density}")
+    options = {"steps": steps, "hidden": hidden, "lr": lr, "density": density, "seed": seed}
+    run_experiment("alignment", out, options, force, "table.csv, loss.png")
+
+
+@experiment_app.command("rtrl-convergence")
+def rtrl_convergence(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("results/rtrl-convergence"),
+    quick: Annotated[bool, typer.Option(help="Small sizes (under 2 minutes).")] = False,
+    seeds: Annotated[int, typer.Option(help="Seeds (initial parameters and stream).", min=1)] = 5,
+    coupling: Annotated[
+        Coupling, typer.Option(help="meanfield coupling: shared, diagonal, dense.")
+    ] = "shared",
+    hidden: Annotated[int, typer.Option(help="Hidden units N.", min=1)] = 32,
+    taus: Annotated[str, typer.Option(help="TBPTT windows, comma-separated.")] = "1,2,3",
+    force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
+) -> None:
+    """Online RTRL reaches a stationary point of the long-run loss, TBPTT(tau) does not:
+    |grad L(theta_k)| and L(theta_k) against k, and TBPTT's bias against tau."""
+    options = {
+        "quick": quick,
+        "seeds": seeds,
+        "coupling_kind": coupling,
+        "hidden": hidden,
+        "taus": tuple(numbers(taus, int, "--taus")),
+    }
+    run_experiment("rtrl-convergence", out, options, force, "convergence.csv, bias.csv, *.png")
+
+
+@experiment_app.command("rtrl-fixed-point")
+def rtrl_fixed_point(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("results/rtrl-fixed-point"),
+    quick: Annotated[bool, typer.Option(help="Small sizes (under 2 minutes).")] = False,
+    seeds: Annotated[int, typer.Option(help="Seeds (parameters and data).", min=1)] = 5,
+    coupling: Annotated[
+        Coupling, typer.Option(help="meanfield coupling: shared, diagonal, dense.")
+    ] = "shared",
+    hidden: Annotated[int, typer.Option(help="Hidden units N.", min=1)] = 32,
+    force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
+) -> None:
+    """With theta frozen, chains of (S, J) from different starts merge geometrically and the
+    laws of (S, J) over windows converge (Wasserstein-1)."""
+    options = {
+        "quick": quick,
+        "seeds": seeds,
+        "coupling_kind": coupling,
+        "hidden": hidden,
+    }
+    run_experiment("rtrl-fixed-point", out, options, force, "coupling.csv, windows.csv, *.png")
+
+
+@experiment_app.command("kernel-limit-hidden")
+def kernel_limit_hidden(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("results/kernel-limit-hidden"),
+    sizes: Annotated[
+        str, typer.Option(help="Comma-separated hidden sizes N.")
+    ] = "100,1000,10000,100000,1000000",
+    steps: Annotated[int, typer.Option(help="Steps K of every data path.", min=2)] = 50_000,
+    paths: Annotated[
+        int, typer.Option(help="Data paths per N (each with its own parameters), at most.", min=1)
+    ] = 100,
+    budget: Annotated[
+        float, typer.Option(help="Cap on paths x N x K per size (unit-steps).", min=1.0)
+    ] = 5e11,
+    seed: Annotated[int, typer.Option(help="Seed of the first path (path l: seed + l).")] = 0,
+    quick: Annotated[bool, typer.Option(help="Small sizes and paths (under 2 minutes).")] = False,
+    force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
+) -> None:
+    """Untrained shared-coupling network for N = 1e2 ... 1e6 against its limit (the project's
+    reconstruction): memory error, hidden-unit histograms and KS distance, time averages."""
+    options = {
+        "sizes": parse_sizes(sizes),
+        "steps": steps,
+        "paths": paths,
+        "budget": budget,
+        "seed": seed,
+        "quick": quick,
+    }
+    run_experiment(
+        "kernel-limit-hidden", out, options, force, "per_size.csv, paths.csv, histograms.png"
+    )
+
+
+@experiment_app.command("kernel-limit-training")
+def kernel_limit_training(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path(
+        "results/kernel-limit-training"
+    ),
+    sizes: Annotated[
+        str, typer.Option(help="Comma-separated hidden sizes N.")
+    ] = "100,1000,10000,100000",
+    seeds: Annotated[int, typer.Option(help="Parameter seeds per N.", min=1)] = 3,
+    horizon: Annotated[float, typer.Option(help="Training time T (N T steps).", min=1e-9)] = 1.0,
+    alpha: Annotated[float, typer.Option(help="SGD step alpha / N.", min=1e-12)] = 1.0,
+    samples: Annotated[
+        int, typer.Option(help="Stationary windows M that stand for E_pi.", min=1)
+    ] = 2_000,
+    quick: Annotated[bool, typer.Option(help="Small sizes (under 2 minutes).")] = False,
+    force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
+) -> None:
+    """Shared-coupling network (beta = 1/2) trained online with exact RTRL against its kernel
+    limit (the project's reconstruction): NTK error and drift, memory paths, kernel ODE."""
+    options = {
+        "sizes": parse_sizes(sizes),
+        "seeds": seeds,
+        "horizon": horizon,
+        "alpha": alpha,
+        "samples": samples,
+        "quick": quick,
+    }
+    run_experiment(
+        "kernel-limit-training", out, options, force, "runs.csv, outputs.parquet, convergence.png"
+    )
+
+
+@experiment_app.command("actor-critic")
+def actor_critic(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("results/actor-critic"),
+    env: Annotated[
+        str,
+        typer.Option(
+            help="random (6 states x 3 actions), gridworld, or a gymnasium id with a transition "
+            "table (FrozenLake-v1, CliffWalking-v1, Taxi-v4)."
+        ),
+    ] = "random",
+    sizes: Annotated[str, typer.Option(help="Hidden units N, comma-separated.")] = "100,1000,10000",
+    seeds: Annotated[str, typer.Option(help="Seeds, comma-separated.")] = "0,1,2",
+    quick: Annotated[bool, typer.Option(help="N = 100, 1000, two seeds, short horizon.")] = False,
+    force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
+) -> None:
+    """Online neural actor-critic on a finite MDP against its infinite-width ODE (the project's
+    reconstruction): sup distance against N, critic error to the exact Q, objective."""
+    options = {
+        "env": env,
+        "sizes": parse_sizes(sizes),
+        "seeds": tuple(numbers(seeds, int, "--seeds")),
+        "quick": quick,
+    }
+    run_experiment(
+        "actor-critic", out, options, force, "metrics.csv, ode_distance.png, training.png"
+    )
