@@ -292,3 +292,26 @@ def test_progress_loss_is_the_log_loss_over_labelled_steps(
         log_loss, rel=1e-3
     )
     assert len(bar.descriptions) == 3
+
+
+def test_progress_loss_scores_the_evaluation_labels_when_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The LOB learners train on delayed targets; the bar must show the log-loss against the
+    evaluation labels that the final table reports, not against the training targets."""
+    bar = _Bar()
+    monkeypatch.setattr("streamgrad.online.progress_bar", lambda enabled: bar)
+    rng = np.random.default_rng(3)
+    inputs = rng.normal(size=(400, 3))
+    labels = (inputs[:, 0] > 0).astype(int)
+    training = np.where(rng.random(400) < 0.5, labels, -1)  # half the labels arrive in time
+    optimizer = make_optimizer("sgd", make_schedule("constant", 0.1))
+    learner, state = baselines.logistic_regression(3, 2, optimizer)
+    _, history = learner.fit(
+        state, inputs, training, chunk_size=150, progress=True, scored_by=labels
+    )
+    evaluated = LogLoss().update(history.outputs, labels).get()
+    trained = LogLoss().update(history.outputs, training).get()
+    shown = float(bar.descriptions[-1].removeprefix("training loss "))
+    assert shown == pytest.approx(evaluated, rel=1e-3)
+    assert abs(evaluated - trained) > 1e-3  # the two quantities differ here

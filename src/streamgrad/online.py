@@ -28,7 +28,7 @@ import optax
 
 from streamgrad.errors import DivergenceError
 from streamgrad.gradients.base import OnlineAlgorithm
-from streamgrad.metrics import Accuracy, Mean
+from streamgrad.metrics import Accuracy, LogLoss, Mean
 from streamgrad.model import ModelParams
 from streamgrad.optim import lr_scale, scale_lr
 from streamgrad.progress import progress_bar
@@ -142,11 +142,15 @@ class OnlineLearner:
         on_chunk: Callable[[LearnerState, History], None] | None = None,
         history: History | None = None,
         backoff: LrBackoff | None = None,
+        scored_by: np.ndarray | None = None,
     ) -> tuple[LearnerState, History]:
         """Walk the stream inputs (T, d), targets (T,) in chunks; `on_chunk(state, history)` is
         called after each. With `history` (of a run that stopped after len(history.losses)
         steps, at a chunk boundary) the walk continues from there, so a resumed run computes
         exactly the chunks the uninterrupted one would have.
+        The progress bar shows the running loss the final metrics report: the mean loss for
+        regression, the log-loss over labelled steps for classification, against `scored_by`
+        (T,) when given (the evaluation labels, when the learner trains on delayed targets).
         Raises DivergenceError at the first non-finite loss, or when the parameters or the
         algorithm's state (influence matrix, buffers) stop being finite, unless `backoff`
         allows another retry of the chunk with a lower learning rate."""
@@ -158,7 +162,10 @@ class OnlineLearner:
         chunks, wall, backoffs = list(history.chunks), history.wall_seconds, list(history.backoffs)
         position, total = len(history.losses), len(inputs)
         running = Mean().update(history.losses)
-        shown = Mean().update(self._scored(history.losses, targets))  # the bar's loss
+        labels = targets if scored_by is None else np.asarray(scored_by)
+        shown = LogLoss() if self.classification else Mean()  # the bar's loss
+        if position:
+            self._show(shown, history.outputs, history.losses, labels[:position])
         with progress_bar(progress) as bar:
             task = bar.add_task(description, total=total, completed=position)
             for begin in range(position, total, chunk_size):
@@ -170,7 +177,7 @@ class OnlineLearner:
                 wall += spent
                 chunk_outputs = np.asarray(chunk_outputs)
                 running.update(chunk_losses)
-                shown.update(self._scored(chunk_losses, targets[begin:end]))
+                self._show(shown, chunk_outputs, chunk_losses, labels[begin:end])
                 accuracy = (
                     Accuracy().update(chunk_outputs, targets[begin:end]).get()
                     if self.classification
@@ -191,14 +198,14 @@ class OnlineLearner:
                     on_chunk(state, self._history(losses, outputs, chunks, wall, backoffs))
         return state, self._history(losses, outputs, chunks, wall, backoffs)
 
-    def _scored(self, losses: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """The losses (T',) of the steps that are scored, out of the first T' of targets (T,):
-        every step for regression, the steps with a revealed label (y_k >= 0) for
-        classification, so that the running mean is the log-loss over labelled samples that
-        the final metrics report, not diluted by the zero loss of unlabelled steps."""
-        if not self.classification:
-            return losses
-        return losses[targets[: len(losses)] >= 0]
+    def _show(
+        self, metric: Mean | LogLoss, outputs: np.ndarray, losses: np.ndarray, labels: np.ndarray
+    ) -> None:
+        """Add a stretch of steps to the progress bar's running loss."""
+        if isinstance(metric, LogLoss):
+            metric.update(outputs, labels)
+        else:
+            metric.update(losses)
 
     def _run_chunk(
         self,

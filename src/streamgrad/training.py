@@ -129,6 +129,7 @@ def train_on_stream(
     checkpoint_every: int = 50_000,
     resume: bool = False,
     expect: dict[str, Any] | None = None,
+    scored_by: np.ndarray | None = None,
 ) -> RunResult:
     """Prequential online training over the whole stream, then a summary with the metrics over
     the whole stream and over its last 10%.
@@ -146,7 +147,8 @@ def train_on_stream(
     hash, so the checkpoint needs no running moments and the resumed run stays bitwise equal.
     With `config.lr_backoff`, a diverging chunk is rerun with a lower learning rate (see
     `LrBackoff`) and the summary lists the back-offs. The task's naive baselines run beside
-    the model (`summary["baselines"]`, `summary["skill"]`).
+    the model (`summary["baselines"]`, `summary["skill"]`). `scored_by`: the labels the
+    progress bar scores the outputs against (see `OnlineLearner.fit`).
     """
     label = label or config.algorithm_spec
     learner, state = build_learner(config, stream.input_dim, stream.n_classes)
@@ -169,6 +171,7 @@ def train_on_stream(
         on_chunk=saver,
         history=history,
         backoff=config.lr_backoff and LrBackoff(config.lr_backoff, config.max_backoffs),
+        scored_by=scored_by,
     )
     baselines = _naive_baselines(stream)
     summary = {"label": label, "algorithm": learner.algorithm.name, "config": config.model_dump()}

@@ -94,12 +94,14 @@ def rnn_predictions(
     stream_key: str,
     configs: dict[str, TrainConfig],
     *,
+    labels: np.ndarray,
     progress: bool,
     checkpoint_every: int,
     resume: bool,
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Outputs (T, K) and steps per second of one online run per labelled config, each
-    checkpointing into out/checkpoints/<label>/ and resuming from there when it can."""
+    checkpointing into out/checkpoints/<label>/ and resuming from there when it can; the
+    progress bars show the log-loss against the evaluation `labels` (T,), as the table does."""
     predictions, speeds = {}, {}
     for label, config in configs.items():
         folder = out / "checkpoints" / label.replace(" ", "-").replace(":", "_")
@@ -112,6 +114,7 @@ def rnn_predictions(
             checkpoint_every=checkpoint_every,
             resume=resume and latest_step(folder) is not None,
             expect={"config_hash": config_hash(config.model_dump()), "stream": stream_key},
+            scored_by=labels,
         )
         predictions[label] = result.history.outputs
         speeds[label] = result.summary["steps_per_second"]
@@ -123,6 +126,7 @@ def baseline_predictions(
     mid: np.ndarray,
     n_classes: int,
     *,
+    labels: np.ndarray,
     optimizer: str,
     lr: float,
     chunk: int,
@@ -142,6 +146,7 @@ def baseline_predictions(
         chunk_size=chunk,
         progress=progress,
         description="logistic regression",
+        scored_by=labels,
     )
     return {
         "logistic regression": history.outputs,
@@ -277,12 +282,20 @@ def run(
         training,
         stream_key,
         configs,
+        labels=stream.targets,
         progress=progress,
         checkpoint_every=checkpoint_every,
         resume=resume,
     )
     predictions |= baseline_predictions(
-        training, frame.mid, classes, optimizer=optimizer, lr=lr, chunk=chunk, progress=progress
+        training,
+        frame.mid,
+        classes,
+        labels=stream.targets,
+        optimizer=optimizer,
+        lr=lr,
+        chunk=chunk,
+        progress=progress,
     )
     table = write_predictions(out, predictions, speeds, training, stream.targets, frame)
     settings = {"sampling": sampling, "dt": dt if sampling == "clock" else None, "classes": classes}
