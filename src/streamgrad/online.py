@@ -153,7 +153,8 @@ class OnlineLearner:
         (T,) when given (the evaluation labels, when the learner trains on delayed targets).
         Raises DivergenceError at the first non-finite loss, or when the parameters or the
         algorithm's state (influence matrix, buffers) stop being finite, unless `backoff`
-        allows another retry of the chunk with a lower learning rate."""
+        allows another retry of the chunk with a lower learning rate.
+        Long because the chunk loop keeps the history, metrics and progress bar in step."""
         dtype = jax.tree_util.tree_leaves(state.params)[0].dtype
         inputs = np.asarray(inputs, dtype)
         targets = np.asarray(targets, np.int32 if self.classification else dtype)

@@ -27,7 +27,14 @@ import pandas as pd
 
 from streamgrad.errors import UserError
 from streamgrad.progress import progress_bar
-from streamgrad.reporting import loglog_slope, save_figure, versions, write_json
+from streamgrad.reporting import (
+    Column,
+    loglog_slope,
+    render_table,
+    save_figure,
+    versions,
+    write_json,
+)
 from streamgrad.rl import exact
 from streamgrad.rl.actor_critic import init_agent, make_runner
 from streamgrad.rl.gym_adapter import from_gymnasium
@@ -328,16 +335,18 @@ def _plot_curves(path: Path, curves, times: np.ndarray, summary: dict[str, Any])
 
 
 def table_text(summary: dict[str, Any]) -> str:
-    lines = [f"{'N':>8} {'sup |net - ODE|':>16}"]
-    for n, d in summary["ode_distance"].items():
-        lines.append(f"{n:>8} {d:>16.4f}")
+    """Per N the sup distance to the ODE, its slope, and the critic, objective and gradient."""
+    rows = [{"N": n, "distance": d} for n, d in summary["ode_distance"].items()]
+    text = render_table(rows, [Column("N"), Column("distance", "sup |net - ODE|", ".4f")])
     slope = summary["ode_distance_slope"]
-    lines.append(f"slope {slope:.3f}" if slope is not None else "slope n/a")
-    lines.append(
-        f"critic error {summary['critic_error_first']:.4f} -> {summary['critic_error_last']:.4f}; "
-        f"objective {summary['objective_first']:.4f} -> {summary['objective_last']:.4f} "
-        f"(optimum {summary['optimal_objective']:.4f}, best eta-greedy "
-        f"{summary['optimal_objective_eta_greedy']:.4f}); |grad J| "
-        f"{summary['gradient_norm_first']:.4f} -> {summary['gradient_norm_last']:.4f}"
+    return "\n".join(
+        [
+            text,
+            f"slope {slope:.3f}" if slope is not None else "slope n/a",
+            f"critic error {summary['critic_error_first']:.4f} -> "
+            f"{summary['critic_error_last']:.4f}; objective {summary['objective_first']:.4f} -> "
+            f"{summary['objective_last']:.4f} (optimum {summary['optimal_objective']:.4f}, best "
+            f"eta-greedy {summary['optimal_objective_eta_greedy']:.4f}); |grad J| "
+            f"{summary['gradient_norm_first']:.4f} -> {summary['gradient_norm_last']:.4f}",
+        ]
     )
-    return "\n".join(lines)

@@ -36,7 +36,7 @@ from streamgrad.cells import Cell, make_cell
 from streamgrad.data.synthetic import ar1
 from streamgrad.experiments import kernel_limit_plots as plots
 from streamgrad.progress import progress_bar
-from streamgrad.reporting import loglog_slope, versions, write_json
+from streamgrad.reporting import Column, loglog_slope, render_table, versions, write_json
 from streamgrad.theory import hidden_law, limit_memory
 from streamgrad.theory.limits import SharedLaws
 
@@ -360,19 +360,30 @@ def _histogram_table(results: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def table_text(summary: dict[str, Any]) -> str:
-    lines = [
-        f"{'N':>9} {'paths':>6} {'sup|u-u*|':>10} {'KS':>8} {'band p=1':>9} {'band p=2':>9} "
-        f"{'s/path':>8}"
+    """Per N: paths, memory error, KS distance, band widths, seconds per path; the slopes."""
+    rows = [
+        {
+            "N": n,
+            "paths": summary["paths"][str(n)],
+            "memory_error": summary["memory_error"][str(n)],
+            "ks": summary["ks"][str(n)],
+            "band_1": summary["band_width"][str(n)]["moment_1"],
+            "band_2": summary["band_width"][str(n)]["moment_2"],
+            "seconds": summary["seconds_per_path"][str(n)],
+        }
+        for n in summary["sizes"]
     ]
-    for n in summary["sizes"]:
-        key = str(n)
-        band = summary["band_width"][key]
-        lines.append(
-            f"{n:>9,} {summary['paths'][key]:>6} {summary['memory_error'][key]:>10.3e} "
-            f"{summary['ks'][key]:>8.4f} {band['moment_1']:>9.2e} {band['moment_2']:>9.2e} "
-            f"{summary['seconds_per_path'][key]:>8.2f}"
-        )
+    columns = [
+        Column("N", spec=","),
+        Column("paths"),
+        Column("memory_error", "sup|u-u*|", ".3e"),
+        Column("ks", "KS", ".4f"),
+        Column("band_1", "band p=1", ".2e"),
+        Column("band_2", "band p=2", ".2e"),
+        Column("seconds", "s/path", ".2f"),
+    ]
+    text = render_table(rows, columns)
     slopes = (summary["memory_error_slope"], summary["ks_slope"])
     if None not in slopes:
-        lines.append(f"slopes in N: memory error {slopes[0]:.3f}, KS {slopes[1]:.3f} ({LABEL})")
-    return "\n".join(lines)
+        text += f"\nslopes in N: memory error {slopes[0]:.3f}, KS {slopes[1]:.3f} ({LABEL})"
+    return text

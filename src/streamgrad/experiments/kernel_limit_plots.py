@@ -12,8 +12,8 @@ import pandas as pd
 
 from streamgrad.reporting import loglog_slope, save_figure
 
-HIDDEN_LABEL = "project's reconstruction (DESIGN 5.1, docs/theory.md section 2)"
-TRAINING_LABEL = "project's reconstruction (DESIGN 5.2, docs/theory.md section 2)"
+HIDDEN_LABEL = "project's reconstruction, docs/theory.md section 2.2"
+TRAINING_LABEL = "project's reconstruction, docs/theory.md section 2.3-2.4"
 
 
 def plot_histograms(path: Path, results: list[dict[str, Any]]) -> None:

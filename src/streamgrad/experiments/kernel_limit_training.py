@@ -38,7 +38,7 @@ from streamgrad.model import make_model
 from streamgrad.online import OnlineLearner
 from streamgrad.optim import make_optimizer, make_schedule
 from streamgrad.progress import progress_bar
-from streamgrad.reporting import loglog_slope, versions, write_json
+from streamgrad.reporting import Column, loglog_slope, render_table, versions, write_json
 from streamgrad.theory import empirical_ntk, kernel_ode, limit_ntk
 from streamgrad.theory.ntk import batch_outputs
 
@@ -229,20 +229,14 @@ def _finish(
 
 
 def table_text(summary: dict[str, Any]) -> str:
-    lines = [
-        f"{'N':>9} {'NTK err':>9} {'NTK drift':>10} {'mem share':>10} {'B share':>9} "
-        f"{'ODE dist':>9}"
-    ]
-    for n in summary["sizes"]:
-        key = str(n)
-        lines.append(
-            f"{n:>9,} {summary['ntk_error'][key]:>9.2e} {summary['ntk_drift'][key]:>10.2e} "
-            f"{summary['memory_share'][key]:>10.2e} {summary['b_share'][key]:>9.2e} "
-            f"{summary['ode_distance'][key]:>9.2e}"
-        )
+    """Per N: NTK error and drift, memory and B shares, distance to the ODE; the slopes."""
+    keys = ("ntk_error", "ntk_drift", "memory_share", "b_share", "ode_distance")
+    rows = [{"N": n, **{key: summary[key][str(n)] for key in keys}} for n in summary["sizes"]]
+    headers = ("NTK err", "NTK drift", "mem share", "B share", "ODE dist")
+    columns = [Column("N", spec=",")]
+    columns += [Column(key, header, ".2e") for key, header in zip(keys, headers, strict=True)]
+    text = render_table(rows, columns)
     slopes = (summary["ntk_error_slope"], summary["ode_distance_slope"])
     if None not in slopes:
-        lines.append(
-            f"slopes in N: NTK error {slopes[0]:.3f}, ODE distance {slopes[1]:.3f} ({LABEL})"
-        )
-    return "\n".join(lines)
+        text += f"\nslopes in N: NTK error {slopes[0]:.3f}, ODE distance {slopes[1]:.3f} ({LABEL})"
+    return text

@@ -266,7 +266,8 @@ def run(
     chunk: int = CHUNK_EVENTS * 4,
 ) -> dict[str, Any]:
     """The whole experiment (see the module docstring) into `out`: table.csv, metrics.csv,
-    predictions.parquet, plots, summary.json and report.html; returns the summary."""
+    predictions.parquet, plots, summary.json and report.html; returns the summary. Long only
+    because it passes each option on to the step that uses it."""
     day, stream, frame, sources, stream_key = load_day(
         orderbook, message, levels, sampling, dt, classes, skip_invalid
     )

@@ -37,7 +37,7 @@ from streamgrad.gradients import make_algorithm, rtrl
 from streamgrad.model import Model, make_model
 from streamgrad.online import OnlineLearner
 from streamgrad.optim import make_optimizer, make_schedule
-from streamgrad.reporting import save_figure, versions, write_json
+from streamgrad.reporting import Column, render_table, save_figure, versions, write_json
 from streamgrad.theory.fixed_point import Coupling, contraction_bound, coupling
 from streamgrad.theory.stationary import batch_means, gradient_bias, summarize
 
@@ -376,15 +376,18 @@ def _plot_bias(path: Path, bias: pd.DataFrame, rate: float) -> None:
 
 def table_text(summary: dict[str, Any]) -> str:
     """Per algorithm: first and last |grad L|, the last noise floor, slope, first/last L."""
-    lines = [
-        f"{'algorithm':<10} {'|grad L| first':>15} {'|grad L| last':>14} {'floor last':>11} "
-        f"{'last/floor':>10} {'slope':>7} {'L first':>8} {'L last':>8}"
+    rows = [
+        {"algorithm": name, **row, "ratio": row["grad_norm_last"] / row["noise_floor_last"]}
+        for name, row in summary["algorithms"].items()
     ]
-    for name, row in summary["algorithms"].items():
-        lines.append(
-            f"{name:<10} {row['grad_norm_first']:>15.4f} {row['grad_norm_last']:>14.4f} "
-            f"{row['noise_floor_last']:>11.4f} "
-            f"{row['grad_norm_last'] / row['noise_floor_last']:>10.2f} "
-            f"{row['grad_norm_slope']:>7.2f} {row['loss_first']:>8.4f} {row['loss_last']:>8.4f}"
-        )
-    return "\n".join(lines)
+    columns = [
+        Column("algorithm", align="left"),
+        Column("grad_norm_first", "|grad L| first", ".4f"),
+        Column("grad_norm_last", "|grad L| last", ".4f"),
+        Column("noise_floor_last", "floor last", ".4f"),
+        Column("ratio", "last/floor", ".2f"),
+        Column("grad_norm_slope", "slope", ".2f"),
+        Column("loss_first", "L first", ".4f"),
+        Column("loss_last", "L last", ".4f"),
+    ]
+    return render_table(rows, columns)

@@ -22,7 +22,7 @@ from rich.progress import Progress
 
 from streamgrad.experiments.rtrl_convergence import PROCESS, RECURRENT_MEAN
 from streamgrad.model import Model, make_model
-from streamgrad.reporting import save_figure, versions, write_json
+from streamgrad.reporting import Column, render_table, save_figure, versions, write_json
 from streamgrad.theory.fixed_point import contraction_bound, coupling, window_laws
 
 DEFAULT = {"chain_steps": 400, "law_steps": 20_000, "paths": 64}
@@ -202,17 +202,17 @@ def _plot_laws(path: Path, windows: pd.DataFrame, ensemble: pd.DataFrame) -> Non
 
 
 def table_text(summary: dict[str, Any]) -> str:
-    lines = [
-        f"{'seed':>4} {'rate S':>8} {'rate J':>8} {'W1 slope':>9} {'W1 first':>9} {'W1 last':>8}"
+    """Per seed: merge rates of S and J, W1 between windows; then the summary numbers."""
+    columns = [
+        Column("seed"),
+        Column("hidden_rate", "rate S", ".4f"),
+        Column("sensitivity_rate", "rate J", ".4f"),
+        Column("w1_window_slope", "W1 slope", ".3f"),
+        Column("w1_window_first", "W1 first", ".4f"),
+        Column("w1_window_last", "W1 last", ".4f"),
     ]
-    for row in summary["per_seed"]:
-        lines.append(
-            f"{row['seed']:>4} {row['hidden_rate']:>8.4f} {row['sensitivity_rate']:>8.4f} "
-            f"{row['w1_window_slope']:>9.3f} {row['w1_window_first']:>9.4f} "
-            f"{row['w1_window_last']:>8.4f}"
-        )
-    lines.append(
+    footer = (
         f"merge_rate {summary['merge_rate']:.4f}  contraction_bound "
         f"{summary['contraction_bound']}  w1_window_slope {summary['w1_window_slope']:.3f}"
     )
-    return "\n".join(lines)
+    return render_table(summary["per_seed"], columns) + "\n" + footer
