@@ -58,6 +58,7 @@ def test_train_writes_metrics_summary_and_plot(
         "loss.png",
         "run.json",
         "checkpoints",
+        "steps.parquet",
     }
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 600
@@ -259,8 +260,13 @@ def test_rtrl_vs_tbptt_experiment_small(tmp_path: Path, capsys: pytest.CaptureFi
         p.name for p in out.iterdir()
     }
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["best"]) == {"rtrl", "tbptt:3", "tbptt:7", "tbptt:14"}
-    assert all(np.isfinite(b["loss"]) for b in summary["best"].values())
+    methods = {(m["updates_every"], m["method"]) for m in summary["methods"]}
+    assert methods == {
+        (1, "rtrl"),
+        *((1, f"tbptt:1:{tau}") for tau in (3, 7, 14)),
+        *((tau, spec) for tau in (3, 7, 14) for spec in (f"rtrl:every={tau}", f"tbptt:{tau}")),
+    }
+    assert all(np.isfinite(m["loss"]) and m["chosen_most"] == 0.01 for m in summary["methods"])
 
 
 def test_console_script_exits_2_without_traceback(tmp_path: Path) -> None:

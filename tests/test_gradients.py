@@ -25,6 +25,11 @@ CELL_CASES = [
     ("meanfield", {"coupling": "shared", "recurrent_mean": 1.5, "recurrent_std": 1.0}),
     ("meanfield", {"coupling": "diagonal", "recurrent_mean": 1.5, "recurrent_std": 1.0}),
     ("meanfield", {"coupling": "dense", "recurrent_std": 2.0}),
+    # the contraction guard: ||A||_2 and ||U*||_2 are 1.5-1.7 at N = 6, so G = 1.5 or 1.7 puts
+    # them in the curved part of g (beyond M = 0.9 G) and G = 0.5 in its saturated part
+    ("elman", {"contract": 1.5}),
+    ("elman", {"density": 0.3, "contract": 0.5}),
+    ("gru", {"contract": 1.7}),
 ]
 IDS = [f"{c}-{'-'.join(f'{v}' for v in o.values())}" if o else c for c, o in CELL_CASES]
 
@@ -135,7 +140,7 @@ def test_structured_paths_are_refused_for_cells_without_that_structure() -> None
 def test_declared_row_local_leaves_are_row_local() -> None:
     """A cell that declares a leaf row-local promises dS'_j/dW[i] = 0 for j != i: the
     vjp-with-ones trick of dense RTRL is only exact under that promise."""
-    for cell_name, options in CELL_CASES[:6]:
+    for cell_name, options in [*CELL_CASES[:6], *CELL_CASES[-3:]]:  # + the contraction guard
         cell = make_model(cell_name, 4, 3, **options).cell
         weights = cell.effective(cell.init(jax.random.PRNGKey(0), jnp.float64))
         hidden = jax.random.normal(jax.random.PRNGKey(1), (4,), jnp.float64)

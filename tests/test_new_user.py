@@ -168,7 +168,7 @@ def test_regression_runs_report_previous_target_and_running_mean(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     plotted: dict = {}
-    monkeypatch.setattr("streamgrad.runs.plot_losses", lambda *a, **k: plotted.update(k))
+    monkeypatch.setattr("streamgrad.stream_run.plot_losses", lambda *a, **k: plotted.update(k))
     y = np.round(np.sin(np.arange(400) / 7.0) + 0.1 * np.arange(400) / 400, 6)
     summary, printed = _train(tmp_path, capsys, _table(tmp_path, y), "--task", "regression")
     previous = np.r_[0.0, y[:-1]]

@@ -314,3 +314,87 @@ def test_the_running_set_holds_the_executing_tasks_only(cluster: str) -> None:
     assert sorted(o.key for o in outcomes) == sorted(t.key for t in tasks)
     assert all(o.error is None for o in outcomes)
     assert max(map(len, seen)) == 2  # two single-threaded workers, six tasks queued
+
+
+def _fail(kind: str) -> None:
+    if kind == "user":
+        raise UserError("--sizes: every N must be >= 1, got '0'")
+    raise ZeroDivisionError("division by zero")
+
+
+def test_map_tasks_keeps_task_order_and_raises_the_first_failure() -> None:
+    from streamgrad.sweep.executor import Task, map_tasks
+
+    seen: list[str] = []
+    tasks = [Task(f"t{i}", pow, (i, 2)) for i in (3, 1, 2)]
+    assert map_tasks(tasks, finished=lambda outcome: seen.append(outcome.key)) == [9, 1, 4]
+    assert seen == ["t3", "t1", "t2"]
+    with pytest.raises(UserError, match=r"^--sizes: every N must be >= 1, got '0'$"):
+        map_tasks([Task("ok", abs, (-1,)), Task("bad", _fail, ("user",))])
+    with pytest.raises(RuntimeError, match=r"task bug failed: ZeroDivisionError: division by zero"):
+        map_tasks([Task("bug", _fail, ("bug",))])
+
+
+# Each experiment on small settings: (options, {file: timing columns to leave out}).
+EXPERIMENT_CASES = {
+    "kernel-limit-hidden": (
+        {"sizes": (50, 3000), "steps": 600, "paths": 5, "budget": 1e7},
+        {"paths.csv": ["seconds"], "histograms.csv": [], "time_averages.parquet": []},
+    ),
+    "kernel-limit-training": (
+        {"sizes": (30, 100), "seeds": 2, "samples": 50},
+        {"runs.csv": ["seconds"], "outputs.parquet": []},
+    ),
+    "actor-critic": (
+        {"sizes": (20, 60), "seeds": (0, 1), "t_max": 2.0, "records": 4},
+        {"metrics.parquet": []},
+    ),
+}
+
+
+def _read(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENT_CASES))
+def test_experiments_give_bitwise_the_same_numbers_in_process_and_on_local_workers(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamgrad import jobs
+    from streamgrad.experiments import kernel_limit_hidden
+
+    # batches of at most 4096 / N paths: N = 3000 gives five tasks of one path each
+    monkeypatch.setattr(kernel_limit_hidden, "UNITS_PER_BATCH", 2**12)
+    options, files = EXPERIMENT_CASES[name]
+    jobs.experiment(name, tmp_path / "here", options)
+    jobs.experiment(name, tmp_path / "there", {**options, "workers": 2})
+    for file, timing in files.items():
+        here = _read(tmp_path / "here" / file).drop(columns=timing)
+        assert len(here) > 0
+        there = _read(tmp_path / "there" / file).drop(columns=timing)
+        pd.testing.assert_frame_equal(there, here, check_exact=True)
+    # where the tasks ran is not part of the run's identity
+    assert "workers" not in json.loads((tmp_path / "there" / "run.json").read_text())
+
+
+def test_experiment_workers_and_scheduler_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    command = ["experiment", "kernel-limit-hidden", "--sizes", "20", "--steps", "50"]
+    with pytest.raises(SystemExit) as exit_code:
+        main(
+            [*command, "--workers", "2", "--scheduler", "tcp://127.0.0.1:1", "--out", str(tmp_path)]
+        )
+    assert exit_code.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --workers and --scheduler: give one (the cluster has its own workers)"
+    )
+
+
+def test_scaling_measurement_runs_end_to_end() -> None:
+    from streamgrad.sweep.scaling import measure
+
+    result = measure(runs=2, rows=300, workers=2, hidden=4)
+    assert result["runs"] == 2 and result["in_process_seconds"] > 0 < result["workers_seconds"]
+    assert result["ratio"] == result["workers_seconds"] / result["in_process_seconds"]
+    assert 0 < result["seconds_per_task_overhead"] < 1

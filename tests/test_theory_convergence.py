@@ -7,6 +7,7 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 from jax.flatten_util import ravel_pytree
 
@@ -151,6 +152,9 @@ def test_markov_modulated_ar_is_reproducible_and_has_its_law():
     np.testing.assert_array_equal(stream.inputs, inputs[0])
     np.testing.assert_array_equal(stream.targets, targets[0])
     assert not np.array_equal(inputs[0], inputs[1])
+    block = process.paths(1_000, 2, seed=7, first=1)  # a block of paths drawn on its own
+    np.testing.assert_array_equal(block[0][0], process.paths(1_000, 3, seed=7)[0][1])
+    np.testing.assert_array_equal(block[1][1], process.paths(1_000, 3, seed=7)[1][2])
     x = inputs[0, :, 0]
     # stationary: mean 0, variance Var(mu) + sigma^2 / (1 - phi^2) = 1 + 1/3
     assert abs(x.mean()) < 0.05
@@ -162,6 +166,8 @@ def test_markov_modulated_ar_is_reproducible_and_has_its_law():
     for bad in ({"phi": 1.0}, {"stay": 1.0}, {"sigmas": (1.0,)}, {"target": "x"}):
         with pytest.raises(UserError):
             MarkovModulatedAR(**bad)
+    with pytest.raises(UserError, match="first"):
+        process.paths(10, 1, seed=0, first=-1)
 
 
 def test_rtrl_convergence_quick(tmp_path):
@@ -198,12 +204,24 @@ def test_rtrl_fixed_point_quick(tmp_path):
     assert "merge_rate" in rtrl_fixed_point.table_text(summary)
 
 
-def test_cli_runs_the_fixed_point_study_and_refuses_a_bad_coupling(tmp_path, capsys):
+def test_cli_runs_the_fixed_point_study_on_workers_and_refuses_a_bad_coupling(tmp_path, capsys):
     from streamgrad.cli import main
 
     out = tmp_path / "fp"
     with pytest.raises(SystemExit) as done:
-        main(["experiment", "rtrl-fixed-point", "--quick", "--seeds", "2", "--out", str(out)])
+        main(
+            [
+                "experiment",
+                "rtrl-fixed-point",
+                "--quick",
+                "--seeds",
+                "2",
+                "--workers",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
         raise SystemExit(0)
     assert (done.value.code or 0) == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -214,3 +232,37 @@ def test_cli_runs_the_fixed_point_study_and_refuses_a_bad_coupling(tmp_path, cap
     assert done.value.code == 2
     error = capsys.readouterr().err.strip()
     assert "--coupling" in error and "\n" not in error
+
+
+def _plain(value):
+    """Task results as nested lists and dicts (DataFrames as columns), for exact comparison."""
+    if isinstance(value, pd.DataFrame):
+        return {column: value[column].tolist() for column in value.columns}
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def test_study_tasks_give_the_same_numbers_on_a_local_dask_cluster():
+    """The two studies' tasks (training and estimation of rtrl-convergence, coupling and window
+    laws of rtrl-fixed-point) in this process and on two Dask workers on 127.0.0.1."""
+    from streamgrad.experiments import rtrl_convergence, rtrl_fixed_point
+    from streamgrad.sweep.executor import Task, map_tasks
+
+    setup = rtrl_convergence.Setup(
+        "shared", 8, 4_000, (0, 2_000, 4_000), 500, (0.04, 1_000.0, 1.0), 2_000, 100, 4
+    )
+    size = {"chain_steps": 100, "law_steps": 1_000, "paths": 4}
+    tasks = [
+        Task(spec, rtrl_convergence.train_block, (setup, spec, index, range(1, 3)))
+        for index, spec in enumerate(["rtrl", "tbptt:2"])
+    ]
+    tasks.append(Task("fixed point", rtrl_fixed_point.study_seed, ("shared", 8, 1, size, 3, 50)))
+    here = map_tasks(tasks, workers=0)
+    there = map_tasks(tasks, workers=2)
+    np.testing.assert_equal(_plain(there), _plain(here))  # bitwise, NaN == NaN
+    rows = here[0]["rows"]
+    assert [row["seed"] for row in rows] == [1, 1, 1, 2, 2, 2]
+    assert rows[-1]["grad_norm"] < rows[-3]["grad_norm"]  # seed 2 learns

@@ -66,7 +66,11 @@ def prequential(learner: Learner, inputs: Iterable[Any], targets: np.ndarray) ->
 def prequential_losses(
     learner: Learner, inputs: Iterable[Any], targets: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`prequential`'s outputs (T, K) with the prequential losses (T,) float64."""
+    """`prequential`'s outputs (T, K) with the prequential losses (T,) float64: by the
+    learner's vectorised `learn_many(inputs, targets)` when it has one (the naive baselines;
+    the same numbers as the loop, bitwise, however the stream is cut into batches)."""
+    if hasattr(learner, "learn_many"):
+        return learner.learn_many(inputs, targets)
     outputs, losses = [], []
     for x, y in zip(inputs, targets, strict=True):
         outputs.append(learner.predict_one(x))
@@ -96,28 +100,48 @@ class PreviousTarget:
         self.last = float(y)
         return loss
 
+    def learn_many(self, x: Any, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`learn_one` over targets (n,): outputs (n, 1) and losses (n,)."""
+        y = np.asarray(y, np.float64)
+        previous = np.r_[self.last, y]  # o_k = previous[k]
+        self.last = float(previous[-1])
+        return previous[:-1, None], (previous[:-1] - y) ** 2
+
 
 class RunningMean:
-    """o_k = mean(y_0, ..., y_{k-1}), 0 at the first step, updated as
-    m_{k+1} = m_k + (y_k - m_k) / (k + 1). The input is not used."""
+    """o_k = (y_0 + ... + y_{k-1}) / k, 0 at the first step, from the running sum (added in
+    stream order, so a vectorised stretch gives the same bits as step by step). The input is
+    not used."""
 
     def __init__(self) -> None:
-        self.mean = 0.0
+        self.total = 0.0
         self.count = 0
 
     def predict_one(self, x: Any = None) -> np.ndarray:
-        return np.array([self.mean])
+        return np.array([self.total / self.count if self.count else 0.0])
 
     def learn_one(self, x: Any, y: float) -> float:
-        loss = (self.mean - float(y)) ** 2
-        self.count += 1
-        self.mean += (float(y) - self.mean) / self.count
-        return loss
+        return float(self.learn_many(None, np.array([y]))[1][0])
+
+    def learn_many(self, x: Any, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`learn_one` over targets (n,): outputs (n, 1) and losses (n,)."""
+        y = np.asarray(y, np.float64)
+        totals = np.cumsum(np.r_[self.total, y])  # sequential: total, total + y_0, ...
+        counts = self.count + np.arange(len(y) + 1)
+        means = np.divide(totals, counts, out=np.zeros_like(totals), where=counts > 0)[:-1]
+        self.total, self.count = float(totals[-1]), int(counts[-1])
+        return means[:, None], (means - y) ** 2
 
 
 def _loss(logits: np.ndarray, label: int) -> float:
     """Masked cross-entropy of one prediction, as in model.py: 0 for an unrevealed label."""
     return float(-log_softmax(logits)[label]) if label >= 0 else 0.0
+
+
+def _losses(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """`_loss` of predictions (n, K) against labels (n,), (n,) float64."""
+    picked = -log_softmax(logits)[np.arange(len(labels)), np.maximum(labels, 0)]
+    return np.where(labels >= 0, picked, 0.0).astype(np.float64)
 
 
 class MajorityClass:
@@ -136,6 +160,15 @@ class MajorityClass:
         if y >= 0:
             self.counts[y] += 1.0
         return loss
+
+    def learn_many(self, x: Any, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`learn_one` over labels (n,): outputs (n, K) and losses (n,)."""
+        y = np.asarray(y, np.int64)
+        seen = (y[:, None] == np.arange(len(self.counts))).astype(np.float64)
+        counts = self.counts + np.cumsum(np.r_[np.zeros((1, len(self.counts))), seen], axis=0)
+        self.counts = counts[-1].copy()
+        outputs = np.log(counts[:-1] / counts[:-1].sum(axis=1, keepdims=True))
+        return outputs, _losses(outputs, y)
 
 
 class _Guess:
@@ -156,11 +189,17 @@ class _Guess:
 
     def predict_one(self, x: Any) -> np.ndarray:
         """log p_k, (K,)."""
+        guess = np.array([self.guess(x)])
+        return self._log_probs(guess, np.array([self.hits]), np.array([self.revealed]))[0]
+
+    def _log_probs(self, guess: np.ndarray, hits: np.ndarray, revealed: np.ndarray) -> np.ndarray:
+        """log p (n, K) of n predictions: guessed class (n,), hits and revealed labels (n,)
+        before each."""
         if self.n_classes == 1:
-            return np.zeros(1)
-        confidence = (self.hits + 1.0) / (self.revealed + 2.0)
-        probs = np.full(self.n_classes, (1 - confidence) / (self.n_classes - 1))
-        probs[self.guess(x)] = confidence
+            return np.zeros((len(guess), 1))
+        confidence = (hits + 1.0) / (revealed + 2.0)
+        probs = np.repeat(((1 - confidence) / (self.n_classes - 1))[:, None], self.n_classes, 1)
+        probs[np.arange(len(guess)), guess] = confidence
         return np.log(probs)
 
     def learn_one(self, x: Any, y: int) -> float:
@@ -186,6 +225,21 @@ class PreviousLabel(_Guess):
     def observe(self, x: Any, guess: int, y: int) -> None:
         if y >= 0:
             self.last = y
+
+    def learn_many(self, x: Any, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`learn_one` over labels (n,): outputs (n, K) and losses (n,)."""
+        y = np.asarray(y, np.int64)
+        revealed = y >= 0
+        # the last revealed label up to each step, then shifted to "before each step"
+        latest = np.maximum.accumulate(np.where(revealed, np.arange(len(y)), -1))
+        upto = np.r_[self.last, np.where(latest >= 0, y[np.maximum(latest, 0)], self.last)]
+        guess = upto[:-1].astype(np.int64)
+        hit = revealed & (guess == y)
+        hits = self.hits + np.r_[0, np.cumsum(hit)]
+        seen = self.revealed + np.r_[0, np.cumsum(revealed)]
+        outputs = self._log_probs(guess, hits[:-1], seen[:-1])
+        self.hits, self.revealed, self.last = int(hits[-1]), int(seen[-1]), int(upto[-1])
+        return outputs, _losses(outputs, y)
 
 
 class PreviousMove(_Guess):

@@ -116,6 +116,33 @@ def save_checkpoint(
     return final
 
 
+def object_state(obj: Any) -> dict[str, Any]:
+    """The attributes of a small stateful object (a metric, a baseline) as JSON-safe values
+    for checkpoint metadata: numbers as they are (JSON keeps a float exactly), numpy arrays
+    as lists with their dtype, nested objects recursively. See `restore_object`."""
+    state: dict[str, Any] = {}
+    for name, value in vars(obj).items():
+        if isinstance(value, np.ndarray):
+            state[name] = {"array": value.tolist(), "dtype": str(value.dtype)}
+        elif hasattr(value, "__dict__"):
+            state[name] = {"object": object_state(value)}
+        else:
+            state[name] = value
+    return state
+
+
+def restore_object(obj: Any, state: dict[str, Any]) -> Any:
+    """Set the attributes of `obj` (built like the saved one) from `object_state`; returns it."""
+    for name, value in state.items():
+        if isinstance(value, dict) and "array" in value:
+            setattr(obj, name, np.asarray(value["array"], value["dtype"]))
+        elif isinstance(value, dict) and "object" in value:
+            restore_object(getattr(obj, name), value["object"])
+        else:
+            setattr(obj, name, value)
+    return obj
+
+
 def load_checkpoint(
     directory: str | Path, template: Any, *, expect: dict | None = None
 ) -> tuple[Any, dict]:

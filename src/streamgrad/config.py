@@ -4,15 +4,60 @@ is reported once, naming the offending key."""
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    model_validator,
+)
 
 from streamgrad.errors import UserError
 
 CellName = Literal["elman", "gru", "diagonal", "meanfield"]
+
+
+def parse_lrs(value: object) -> float | tuple[float, ...]:
+    """A learning rate (a number) or several (a comma-separated string or a list, for a
+    learning-rate ensemble, `ensemble.LrEnsemble`): one as a float, several as a tuple of
+    distinct finite numbers > 0."""
+    parts = value.split(",") if isinstance(value, str) else value
+    try:
+        rates = [float(part) for part in (parts if isinstance(parts, list | tuple) else [parts])]
+    except (TypeError, ValueError):
+        raise ValueError("must be a number, or several separated by commas") from None
+    if not rates or not all(math.isfinite(rate) and rate > 0 for rate in rates):
+        raise ValueError("learning rates must be finite numbers > 0")
+    if len(set(rates)) < len(rates):
+        raise ValueError("the learning rates of an ensemble must differ")
+    return rates[0] if len(rates) == 1 else tuple(rates)
+
+
+def lr_option(text: str | None) -> float | list[float] | None:
+    """`--lr` as given on a command line: one rate (float) or several (list, as run.json
+    stores them), or None; a bad value raises a one-line UserError naming `--lr`."""
+    if text is None:
+        return None
+    try:
+        rates = parse_lrs(text)
+    except ValueError as error:
+        raise UserError(f"--lr: {error} (got {text!r})") from None
+    return list(rates) if isinstance(rates, tuple) else rates
+
+
+# a learning rate, or a tuple of several (an ensemble), written to JSON as a number or a list
+LearningRates = Annotated[
+    float | tuple[float, ...],
+    BeforeValidator(parse_lrs),
+    PlainSerializer(lambda rates: list(rates) if isinstance(rates, tuple) else rates),
+]
 
 
 class TrainConfig(BaseModel):
@@ -25,10 +70,12 @@ class TrainConfig(BaseModel):
     coupling: Literal["shared", "diagonal", "dense"] = "shared"  # meanfield only
     beta: float = Field(0.5, ge=0.5, lt=1.0)  # meanfield readout scaling N^(-beta)
     density: float = Field(1.0, gt=0.0, le=1.0)  # elman only: share of recurrent connections
+    contract: float | None = Field(None, gt=0.0)  # elman/gru: spectral bound G of recurrent weights
     algo: str = "rtrl"  # rtrl | rtrl:dense | tbptt | tbptt:TAU | tbptt:EVERY:TAU | ...
     tau: int = Field(10, ge=1)  # truncation of plain `tbptt`
     optimizer: Literal["sgd", "adam", "rmsprop", "adamw"] = "sgd"
-    lr: float = Field(0.01, gt=0.0)
+    lr: LearningRates = 0.01  # several: a learning-rate ensemble (ensemble.LrEnsemble)
+    lr_half_life: float = Field(1_000.0, gt=0.0)  # ensemble: half-life of the running losses
     schedule: Literal["constant", "robbins-monro", "cosine", "exponential"] = "constant"
     k0: float = Field(10_000.0, gt=0.0)  # Robbins-Monro: lr / (1 + k / k0)^rho
     rho: float = Field(0.75, gt=0.5, le=1.0)
@@ -47,6 +94,13 @@ class TrainConfig(BaseModel):
             raise ValueError("coupling applies to the meanfield cell only")
         if self.cell != "elman" and self.density < 1.0:
             raise ValueError("density applies to the elman cell only")
+        if isinstance(self.lr, tuple) and self.lr_backoff is not None:
+            raise ValueError(
+                "--lr-backoff applies to one learning rate; an ensemble (several --lr) "
+                "restarts a diverging copy from the best one instead"
+            )
+        if self.contract is not None and self.cell not in ("elman", "gru"):
+            raise ValueError(f"--contract applies to the elman and gru cells only, not {self.cell}")
         from streamgrad.gradients import make_algorithm
         from streamgrad.model import make_model
 
@@ -62,7 +116,10 @@ class TrainConfig(BaseModel):
     def cell_options(self) -> dict[str, object]:
         if self.cell == "meanfield":
             return {"coupling": self.coupling}
-        return {"density": self.density} if self.density < 1.0 else {}
+        options: dict[str, object] = {"density": self.density} if self.density < 1.0 else {}
+        if self.contract is not None:
+            options["contract"] = self.contract
+        return options
 
 
 class LobOptions(BaseModel):
@@ -77,10 +134,11 @@ class LobOptions(BaseModel):
     dt: float = Field(1.0, ge=1e-3)  # clock sampling interval (s)
     classes: Literal[2, 3] = 2
     cells: str = "elman"  # comma-separated
-    algos: str = "rtrl,tbptt:10,tbptt:1"  # comma-separated algorithm specs
+    # comma-separated algorithm specs; the default pairs them at equal update frequency
+    algos: str = "rtrl,tbptt:1:10,rtrl:every=10,tbptt:10"
     hidden: int = Field(32, ge=1, le=100_000)
     optimizer: Literal["sgd", "adam", "rmsprop", "adamw"] = "adam"
-    lr: float = Field(1e-3, gt=0.0)
+    lr: LearningRates = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)  # several: an ensemble per method
     seed: int = 0
     skip_invalid: bool = False
 

@@ -14,12 +14,14 @@ import importlib
 from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamgrad.config import LobOptions, TrainConfig, load_config_file, validate
-from streamgrad.data.dataset import Stream
 from streamgrad.errors import DivergenceError, UserError
 from streamgrad.runs import RunFolder, config_hash, file_sha256, refuse_changes
+
+if TYPE_CHECKING:
+    from streamgrad.data.batches import TableStream
 
 # `train`'s options that say where the data is, as opposed to the run's TrainConfig.
 SOURCE_KEYS = ("data", "target", "inputs", "task", "time", "skip_invalid")
@@ -27,10 +29,12 @@ EXPERIMENTS = {
     "rtrl-vs-tbptt": "streamgrad.experiments.rtrl_vs_tbptt",
     "alignment": "streamgrad.experiments.alignment",
     "actor-critic": "streamgrad.experiments.actor_critic",
+    "recurrent-actor-critic": "streamgrad.experiments.recurrent_actor_critic",
     "kernel-limit-hidden": "streamgrad.experiments.kernel_limit_hidden",
     "kernel-limit-training": "streamgrad.experiments.kernel_limit_training",
     "rtrl-convergence": "streamgrad.experiments.rtrl_convergence",
     "rtrl-fixed-point": "streamgrad.experiments.rtrl_fixed_point",
+    "real-series": "streamgrad.experiments.real_series",
 }
 
 
@@ -50,25 +54,29 @@ def train(
     `values`: TrainConfig options given (config file merged with command-line values);
     `source`: the SOURCE_KEYS (None where not given). With `resume`, both must repeat the
     stored run's, and the stored ones are used.
-    Writes run.json, checkpoints/, metrics.csv, loss.png and summary.json; returns the summary.
+    The table is read in batches as the learner consumes them (`stream_run.train_table`),
+    in constant memory at any length.
+    Writes run.json, checkpoints/, steps.parquet, metrics.csv, loss.png and summary.json;
+    returns the summary.
     """
-    from streamgrad.training import train_on_stream
+    from streamgrad.stream_run import check_table, train_table
 
     folder = RunFolder.reopen(out) if resume else None
     values, source = _train_options(folder, values, source)
     settings = validate(TrainConfig, dict(values), str(config_file) if config_file else "option")
     data = Path(source["data"])
-    stream = _read_source(source)
+    table = _read_source(source)
     expect = {"config_hash": config_hash(settings.model_dump()), "data_sha256": file_sha256(data)}
     if folder is None:
+        check_table(settings, table)
         record = {"config": settings.model_dump(), "options": dict(values), "data": source}
         folder = RunFolder.start(out, {**record, **expect}, force=force)
     try:
-        result = train_on_stream(
+        result = train_table(
             settings,
-            stream,
+            table,
+            folder.path,
             progress=progress,
-            checkpoints=folder.checkpoints,
             checkpoint_every=checkpoint_every,
             resume=resume,
             expect=expect,
@@ -77,22 +85,21 @@ def train(
         diverged = {**error.record(), "last_checkpoint": str(folder.checkpoints)}
         folder.write_summary({"config": settings.model_dump(), "diverged": diverged})
         raise
-    folder.write_metrics(
-        {result.label: result.history},
-        title=f"{data.name}: prequential loss of {result.label}",
-        log_scale=stream.n_classes is None,
-        baselines=result.baselines,
-    )
-    data_summary = _data_summary(stream, source, expect["data_sha256"])
-    return folder.write_summary({**result.summary, "data": data_summary, "resumed": resume})
+    data_summary = _data_summary(table, source, expect["data_sha256"])
+    summary = {**result.summary, "data": data_summary, "resumed": resume}
+    if isinstance(settings.lr, tuple):  # a learning-rate ensemble: what it chose
+        from streamgrad.ensemble import ensemble_summary
+
+        summary["lr_ensemble"] = ensemble_summary(result.state, settings.lr, settings.lr_half_life)
+    return folder.write_summary(summary)
 
 
-def _read_source(source: Mapping[str, Any]) -> Stream:
-    """The validated stream that `source` (the SOURCE_KEYS) names."""
-    from streamgrad.data.tabular import read_table
+def _read_source(source: Mapping[str, Any]) -> TableStream:
+    """The validated stream, read in batches, that `source` (the SOURCE_KEYS) names."""
+    from streamgrad.data.batches import TableStream
 
     inputs = source["inputs"]
-    return read_table(
+    return TableStream(
         Path(source["data"]),
         source["target"],
         [c.strip() for c in inputs.split(",")] if inputs else None,
@@ -102,18 +109,18 @@ def _read_source(source: Mapping[str, Any]) -> Stream:
     )
 
 
-def _data_summary(stream: Stream, source: Mapping[str, Any], sha256: str) -> dict[str, Any]:
+def _data_summary(table: TableStream, source: Mapping[str, Any], sha256: str) -> dict[str, Any]:
     """What summary.json says of the data a run was trained on."""
     return {
         "file": str(source["data"]),
         "sha256": sha256,
         "target": source["target"],
         "time": source["time"],
-        "inputs": list(stream.input_names),
-        "rows": len(stream),
-        "n_classes": stream.n_classes,
-        "skipped_rows": len(stream.skipped_rows),
-        "first_skipped_rows": list(stream.skipped_rows[:20]),
+        "inputs": list(table.input_names),
+        "rows": table.position.rows,
+        "n_classes": table.n_classes,
+        "skipped_rows": table.position.skipped,
+        "first_skipped_rows": list(table.position.first_skipped),
     }
 
 
@@ -205,9 +212,12 @@ def experiment(
     run.json records the options (a rerun with `resume` must repeat them)."""
     if name not in EXPERIMENTS:
         raise UserError(f"unknown experiment {name!r}; use one of {', '.join(EXPERIMENTS)}")
+    from streamgrad.sweep.executor import EXECUTOR_OPTIONS
+
     module = importlib.import_module(EXPERIMENTS[name])
+    record = {k: v for k, v in options.items() if k not in EXECUTOR_OPTIONS}  # where, not what
     folder = RunFolder.open(
-        out, {"experiment": name, **options}, resume=resume, force=force or resume
+        out, {"experiment": name, **record}, resume=resume, force=force or resume
     )
     return module.run(folder.path, **options, progress=progress)
 

@@ -16,8 +16,8 @@ same numbers as the bulk path.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -27,11 +27,12 @@ import numpy as np
 import optax
 
 from streamgrad.errors import DivergenceError
-from streamgrad.gradients.base import OnlineAlgorithm
+from streamgrad.gradients.base import OnlineAlgorithm, influence_norm
 from streamgrad.metrics import Accuracy, LogLoss, Mean
 from streamgrad.model import ModelParams
 from streamgrad.optim import lr_scale, scale_lr
 from streamgrad.progress import progress_bar
+from streamgrad.walk import Chunk, ChunkRecord, History, LrBackoff, Walk
 
 
 class LearnerState(NamedTuple):
@@ -40,41 +41,6 @@ class LearnerState(NamedTuple):
     hidden: jax.Array  # S_k, (N,)
     algo_state: Any
     step: jax.Array  # k, number of examples seen
-
-
-class ChunkRecord(NamedTuple):
-    step: int  # examples seen after the chunk
-    loss: float  # mean prequential loss over the chunk
-    running_loss: float  # mean prequential loss since the start
-    accuracy: float  # chunk accuracy (classification), NaN for regression
-    steps_per_second: float
-
-
-@dataclass
-class History:
-    """Per-step prequential losses (T,) and outputs (T, K), per-chunk records, and the
-    learning-rate back-offs taken: (step at which the run diverged, new multiplier c)."""
-
-    losses: np.ndarray
-    outputs: np.ndarray
-    chunks: list[ChunkRecord]
-    wall_seconds: float
-    backoffs: list[tuple[int, float]] = field(default_factory=list)
-
-    @property
-    def steps_per_second(self) -> float:
-        return len(self.losses) / self.wall_seconds if self.wall_seconds > 0 else float("nan")
-
-
-@dataclass(frozen=True)
-class LrBackoff:
-    """On divergence within a chunk: restore the state from before the chunk, multiply the
-    learning rate by `factor` and run the chunk again; at most `max_times` times in a run.
-    Needs an optimizer built with `optim.with_lr_scale`, which keeps the multiplier in its
-    state (so checkpoints carry it)."""
-
-    factor: float = 0.5
-    max_times: int = 3
 
 
 @dataclass(frozen=True)
@@ -144,63 +110,141 @@ class OnlineLearner:
         backoff: LrBackoff | None = None,
         scored_by: np.ndarray | None = None,
     ) -> tuple[LearnerState, History]:
-        """Walk the stream inputs (T, d), targets (T,) in chunks; `on_chunk(state, history)` is
-        called after each. With `history` (of a run that stopped after len(history.losses)
-        steps, at a chunk boundary) the walk continues from there, so a resumed run computes
-        exactly the chunks the uninterrupted one would have.
-        The progress bar shows the running loss the final metrics report: the mean loss for
-        regression, the log-loss over labelled steps for classification, against `scored_by`
-        (T,) when given (the evaluation labels, when the learner trains on delayed targets).
-        Raises DivergenceError at the first non-finite loss, or when the parameters or the
-        algorithm's state (influence matrix, buffers) stop being finite, unless `backoff`
-        allows another retry of the chunk with a lower learning rate.
-        Long because the chunk loop keeps the history, metrics and progress bar in step."""
+        """Walk the in-memory stream inputs (T, d), targets (T,) in chunks (`fit_stream` over
+        the arrays); `on_chunk(state, history)` is called after each. With `history` (of a run
+        that stopped after len(history.losses) steps, at a chunk boundary) the walk continues
+        from there, so a resumed run computes exactly the chunks the uninterrupted one would
+        have. `scored_by` (T,): the labels the progress bar scores the outputs against (the
+        evaluation labels, when the learner trains on delayed targets). Raises as `fit_stream`.
+        """
         dtype = jax.tree_util.tree_leaves(state.params)[0].dtype
         inputs = np.asarray(inputs, dtype)
         targets = np.asarray(targets, np.int32 if self.classification else dtype)
         history = history or History(np.zeros(0, dtype), np.zeros((0, 0), dtype), [], 0.0)
-        losses, outputs = [history.losses], [history.outputs] if len(history.losses) else []
-        chunks, wall, backoffs = list(history.chunks), history.wall_seconds, list(history.backoffs)
-        position, total = len(history.losses), len(inputs)
-        running = Mean().update(history.losses)
+        position = len(history.losses)
         labels = targets if scored_by is None else np.asarray(scored_by)
-        shown = LogLoss() if self.classification else Mean()  # the bar's loss
+        walk = Walk(position, history.wall_seconds, list(history.backoffs))
+        walk.running.update(history.losses)
+        walk.shown = self._bar_loss()
         if position:
-            self._show(shown, history.outputs, history.losses, labels[:position])
+            self._show(walk.shown, history.outputs, history.losses, labels[:position])
+        losses, outputs = [history.losses], [history.outputs] if position else []
+        chunks = list(history.chunks)
+        walked = self.fit_stream(
+            state,
+            [(inputs[position:], targets[position:], labels[position:])],
+            chunk_size=chunk_size,
+            walk=walk,
+            total=len(inputs),
+            progress=progress,
+            description=description,
+            backoff=backoff,
+        )
+        for state, chunk in walked:  # the last state is the result
+            losses.append(chunk.losses)
+            outputs.append(chunk.outputs)
+            chunks.append(chunk.record)
+            if on_chunk is not None:
+                on_chunk(state, self._history(losses, outputs, chunks, walk))
+        return state, self._history(losses, outputs, chunks, walk)
+
+    def fit_stream(
+        self,
+        state: LearnerState,
+        batches: Iterable[tuple[np.ndarray, ...]],
+        *,
+        chunk_size: int = 10_000,
+        walk: Walk | None = None,
+        total: int | None = None,
+        progress: bool = False,
+        description: str = "training",
+        backoff: LrBackoff | None = None,
+    ) -> Iterator[tuple[LearnerState, Chunk]]:
+        """Walk a stream given as batches, for streams that do not fit in memory: a generator
+        of (state after the chunk, `Chunk`), one per chunk of `chunk_size` steps.
+
+        batches: (inputs (n, d), targets (n,)) or (inputs, targets, labels (n,)) of any sizes
+            n; they are cut and joined into chunks of exactly `chunk_size` steps (the last one
+            shorter), so the chunks, and therefore every number, do not depend on how the
+            stream was batched. `labels` are what the progress bar scores the outputs
+            against (default: the targets).
+        walk: where the walk stands (steps done, time, back-offs, running losses), updated in
+            place; give the one of a stopped run to continue it (see `Walk`).
+        total: the stream length, for the progress bar, when known.
+        The yielded state is the learner's own (its buffers are donated to the next chunk):
+        use or copy it before asking for the next chunk. The progress bar shows the running
+        loss the final metrics report: the mean loss for regression, the log-loss over
+        labelled steps for classification.
+        Raises DivergenceError at the first non-finite loss, or when the parameters or the
+        algorithm's state (influence matrix, buffers) stop being finite, unless `backoff`
+        allows another retry of the chunk with a lower learning rate.
+        """
+        walk = walk if walk is not None else Walk()
+        dtype = jax.tree_util.tree_leaves(state.params)[0].dtype
+        target_dtype = np.int32 if self.classification else dtype
+        walk.shown = walk.shown or self._bar_loss()
         with progress_bar(progress) as bar:
-            task = bar.add_task(description, total=total, completed=position)
-            for begin in range(position, total, chunk_size):
-                end = min(begin + chunk_size, total)
-                chunk_x, chunk_y = jnp.asarray(inputs[begin:end]), jnp.asarray(targets[begin:end])
-                state, chunk_losses, chunk_outputs, elapsed, spent = self._run_chunk(
-                    state, chunk_x, chunk_y, begin, backoff, backoffs
+            task = bar.add_task(description, total=total, completed=walk.step)
+            for inputs, given, labels in _chunks(batches, chunk_size):
+                targets = np.asarray(given, target_dtype)
+                begin = end = walk.step
+                state, losses, outputs, elapsed, spent = self._run_chunk(
+                    state,
+                    jnp.asarray(np.asarray(inputs, dtype)),
+                    jnp.asarray(targets),
+                    begin,
+                    backoff,
+                    walk.backoffs,
                 )
-                wall += spent
-                chunk_outputs = np.asarray(chunk_outputs)
-                running.update(chunk_losses)
-                self._show(shown, chunk_outputs, chunk_losses, labels[begin:end])
-                accuracy = (
-                    Accuracy().update(chunk_outputs, targets[begin:end]).get()
-                    if self.classification
-                    else float("nan")
-                )
-                chunk_loss = Mean().update(chunk_losses).get()
-                chunks.append(
-                    ChunkRecord(end, chunk_loss, running.get(), accuracy, (end - begin) / elapsed)
-                )
-                losses.append(chunk_losses)
-                outputs.append(chunk_outputs)
+                end = walk.step = begin + len(targets)
+                walk.wall_seconds += spent
+                outputs = np.asarray(outputs)
+                self._show(walk.shown, outputs, losses, labels)
+                record = self._record(state, walk, losses, outputs, targets, elapsed)
                 bar.update(
                     task,
                     advance=end - begin,
-                    description=f"{description} loss {shown.get():.4g}",
+                    description=f"{description} loss {walk.shown.get():.4g}",
                 )
-                if on_chunk is not None:
-                    on_chunk(state, self._history(losses, outputs, chunks, wall, backoffs))
-        return state, self._history(losses, outputs, chunks, wall, backoffs)
+                yield state, Chunk(begin, given, losses, outputs, record)
 
+    def _record(
+        self,
+        state: LearnerState,
+        walk: Walk,
+        losses: np.ndarray,
+        outputs: np.ndarray,
+        targets: np.ndarray,
+        seconds: float,
+    ) -> ChunkRecord:
+        """The record of the chunk that just ended at step `walk.step` (its losses (C,),
+        outputs (C, K) and targets (C,), run in `seconds`); adds it to the running loss."""
+        walk.running.update(losses)
+        accuracy = (
+            Accuracy().update(outputs, targets).get() if self.classification else float("nan")
+        )
+        return ChunkRecord(
+            walk.step,
+            Mean().update(losses).get(),
+            walk.running.get(),
+            accuracy,
+            len(losses) / seconds,
+            float(influence_norm(self.algorithm, state.algo_state)),
+            self.chosen_lr(state),
+        )
+
+    def chosen_lr(self, state: LearnerState) -> float:
+        """The learning rate the learner chose most often in its last chunk: NaN for one
+        learner, whose rate is fixed (`ensemble.LrEnsemble` chooses among several)."""
+        return float("nan")
+
+    def _bar_loss(self) -> Mean | LogLoss:
+        """The progress bar's running loss: what the final metrics report."""
+        return LogLoss() if self.classification else Mean()
+
+    @staticmethod
     def _show(
-        self, metric: Mean | LogLoss, outputs: np.ndarray, losses: np.ndarray, labels: np.ndarray
+        metric: Mean | LogLoss, outputs: np.ndarray, losses: np.ndarray, labels: np.ndarray
     ) -> None:
         """Add a stretch of steps to the progress bar's running loss."""
         if isinstance(metric, LogLoss):
@@ -241,13 +285,36 @@ class OnlineLearner:
 
     @staticmethod
     def _history(
-        losses: list[np.ndarray],
-        outputs: list[np.ndarray],
-        chunks: list[ChunkRecord],
-        wall: float,
-        backoffs: list[tuple[int, float]],
+        losses: list[np.ndarray], outputs: list[np.ndarray], chunks: list[ChunkRecord], walk: Walk
     ) -> History:
+        wall, backoffs = walk.wall_seconds, walk.backoffs
         return History(np.concatenate(losses), np.concatenate(outputs), chunks, wall, backoffs)
+
+
+def _chunks(
+    batches: Iterable[tuple[np.ndarray, ...]], size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(inputs, targets, labels) of `size` steps each (the last one shorter) from batches of
+    (inputs, targets) or (inputs, targets, labels) of any sizes; slices of a batch that holds
+    whole chunks are views, not copies."""
+    pending: list[tuple[np.ndarray, ...]] = []
+    count = 0
+    for batch in batches:
+        pending.append(tuple(batch) if len(batch) == 3 else (*batch, batch[1]))
+        count += len(pending[-1][1])
+        while count >= size:
+            joined = pending[0] if len(pending) == 1 else _join(pending)
+            yield joined[0][:size], joined[1][:size], joined[2][:size]
+            count -= size
+            pending = [tuple(part[size:] for part in joined)] if count else []
+    if count:
+        yield _join(pending)
+
+
+def _join(batches: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (inputs, targets, labels) of consecutive batches, concatenated."""
+    inputs, targets, labels = (np.concatenate(part) for part in zip(*batches, strict=True))
+    return inputs, targets, labels
 
 
 def _check_finite(losses: np.ndarray, state: LearnerState, offset: int) -> None:

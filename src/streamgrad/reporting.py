@@ -80,23 +80,27 @@ def plot_losses(
     title: str,
     log_scale: bool = True,
     baselines: Mapping[str, np.ndarray] | None = None,
+    stride: int = 1,
 ) -> None:
     """Moving average of the per-step prequential loss for each run, and dashed for each of
-    `baselines` (name -> per-step losses (T,))."""
+    `baselines` (name -> per-step losses (T,)). `stride`: each value is the mean loss over
+    that many steps (a downsampled curve of a long stream)."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     curves = [(label, history.losses, "-") for label, history in histories.items()]
     curves += [(f"{name} (baseline)", losses, "--") for name, losses in (baselines or {}).items()]
     for label, losses, style in curves:
         window = max(1, len(losses) // 200)
         smooth = moving_average(losses, window)
-        ax.plot(np.arange(window, len(losses) + 1), smooth, style, label=label, lw=1.2)
+        steps = np.arange(window, len(losses) + 1) * stride
+        thin = slice(None, None, max(1, window // 4))  # ~800 points a curve are enough to see
+        ax.plot(steps[thin], smooth[thin], style, label=label, lw=1.2)
     ax.set_xlabel("step")
     ax.set_ylabel("prequential loss (moving average)")
     if log_scale:
         ax.set_yscale("log")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8, loc="upper right")
     save_figure(fig, path, dpi=120)
 
 
@@ -161,7 +165,8 @@ def loglog_slope(sizes: Sequence[float], values: Sequence[float]) -> float | Non
 
 
 def save_figure(fig: plt.Figure, path: Path, dpi: int = 110) -> None:
-    """Lay out, write (PNG) and close a figure."""
-    fig.tight_layout()
+    """Lay out (tight, unless the figure has its own layout engine), write (PNG), close."""
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     fig.savefig(path, dpi=dpi)
     plt.close(fig)

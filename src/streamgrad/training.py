@@ -15,6 +15,7 @@ from streamgrad.checkpoint import load_checkpoint, save_checkpoint
 from streamgrad.config import TrainConfig
 from streamgrad.data.dataset import Stream
 from streamgrad.data.lob_features import standardize_online
+from streamgrad.ensemble import base_lr, with_lrs
 from streamgrad.errors import DataError, UserError
 from streamgrad.gradients import make_algorithm
 from streamgrad.metrics import StreamMetrics
@@ -34,7 +35,8 @@ def resolve_dtype(name: str) -> Any:
 def build_learner(
     config: TrainConfig, input_dim: int, n_classes: int | None
 ) -> tuple[OnlineLearner, LearnerState]:
-    """Learner and its initial state for a stream with `input_dim` inputs; seeded by config."""
+    """Learner and its initial state for a stream with `input_dim` inputs; seeded by config.
+    Several learning rates give an `ensemble.LrEnsemble` (its state an `EnsembleState`)."""
     dtype = resolve_dtype(config.dtype)
     try:
         model = make_model(
@@ -47,14 +49,18 @@ def build_learner(
         )
         algorithm = make_algorithm(config.algorithm_spec, model)
         schedule = make_schedule(
-            config.schedule, config.lr, k0=config.k0, rho=config.rho, decay_steps=config.decay_steps
+            config.schedule,
+            base_lr(config.lr),
+            k0=config.k0,
+            rho=config.rho,
+            decay_steps=config.decay_steps,
         )
         optimizer = make_optimizer(config.optimizer, schedule, clip_norm=config.clip)
         if config.lr_backoff is not None:
             optimizer = with_lr_scale(optimizer)
     except ValueError as error:
         raise UserError(str(error)) from None
-    learner = OnlineLearner(algorithm, optimizer)
+    learner = with_lrs(OnlineLearner(algorithm, optimizer), config.lr, config.lr_half_life)
     params = model.init(jax.random.PRNGKey(config.seed), dtype)
     return learner, learner.init(params, dtype)
 
@@ -183,12 +189,19 @@ def train_on_stream(
 
 def _check_long_enough(learner: OnlineLearner, config: TrainConfig, stream: Stream) -> None:
     """A stream shorter than one truncation window cannot be trained on."""
+    check_long_enough(learner, config, len(stream), stream.source)
+
+
+def check_long_enough(
+    learner: OnlineLearner, config: TrainConfig, steps: int, source: str | None
+) -> None:
+    """Raise unless a stream of `steps` usable rows holds one truncation window."""
     window = learner.algorithm.tau
-    if window is not None and len(stream) < window:
+    if window is not None and steps < window:
         raise DataError(
-            f"only {len(stream)} usable rows; {config.algorithm_spec} needs at least {window} "
+            f"only {steps} usable rows; {config.algorithm_spec} needs at least {window} "
             "(one truncation window)",
-            file=stream.source or None,
+            file=source or None,
         )
 
 
@@ -202,34 +215,48 @@ def _naive_baselines(stream: Stream) -> dict[str, Any]:
 
 def summarise(history: History, stream: Stream) -> dict[str, Any]:
     """Prequential metrics over the whole stream and over its last 10%, speed, back-offs."""
+    stretches = _stretches(history.losses, history.outputs, stream)
+    return run_summary(len(stream), stretches, history.wall_seconds, history.backoffs)
+
+
+def run_summary(
+    steps: int, stretches: dict[str, Any], wall_seconds: float, backoffs: list[tuple[int, float]]
+) -> dict[str, Any]:
+    """The summary of a run of `steps` steps: its `stretches` ("overall", "last_10_percent"
+    metrics), steps/s over the `wall_seconds` spent running chunks, the back-offs taken."""
     return {
-        "steps": len(stream),
-        **_stretches(history.losses, history.outputs, stream),
-        "steps_per_second": history.steps_per_second,
-        "wall_seconds": history.wall_seconds,
-        "lr_backoffs": [{"diverged_at_step": s, "lr_scale": c} for s, c in history.backoffs],
+        "steps": steps,
+        **stretches,
+        "steps_per_second": steps / wall_seconds if wall_seconds > 0 else float("nan"),
+        "wall_seconds": wall_seconds,
+        "lr_backoffs": [{"diverged_at_step": s, "lr_scale": c} for s, c in backoffs],
     }
 
 
 def compare_baselines(
     model_loss: float, stream: Stream, baselines: dict[str, tuple[np.ndarray, np.ndarray]]
 ) -> dict[str, Any]:
-    """The baselines' metrics and the model's skill against the best of them.
+    """The baselines' metrics and the model's skill against the best of them (`skill`).
 
     model_loss: the model's mean prequential loss over the last 10% of `stream`.
     baselines: name -> (outputs (T, K), losses (T,)) of a prequential baseline on `stream`.
-    Returns {"baselines": {name: {"overall", "last_10_percent"}}, "skill": {"best_baseline",
-    "last_10_percent"}}, where skill = 1 - (model's mean loss) / (best baseline's mean loss)
-    over the last 10% of the stream: 0 for no better than the best baseline, 1 for no loss
-    (NaN when the best baseline has no loss there).
     """
     metrics = {
         name: _stretches(losses, outputs, stream) for name, (outputs, losses) in baselines.items()
     }
+    return skill(model_loss, metrics)
+
+
+def skill(model_loss: float, metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """{"baselines": metrics, "skill": {"best_baseline", "last_10_percent"}}, where metrics
+    holds each baseline's {"overall", "last_10_percent"} and skill = 1 - (model's mean loss) /
+    (best baseline's mean loss) over the last 10% of the stream: 0 for no better than the best
+    baseline, 1 for no loss (NaN when the best baseline has no loss there). model_loss: the
+    model's mean prequential loss over the last 10%."""
     best = min(metrics, key=lambda name: metrics[name]["last_10_percent"]["loss"])
     reference = metrics[best]["last_10_percent"]["loss"]
-    skill = 1.0 - model_loss / reference if reference > 0 else float("nan")
-    return {"baselines": metrics, "skill": {"best_baseline": best, "last_10_percent": skill}}
+    ratio = 1.0 - model_loss / reference if reference > 0 else float("nan")
+    return {"baselines": metrics, "skill": {"best_baseline": best, "last_10_percent": ratio}}
 
 
 def _stretches(losses: np.ndarray, outputs: np.ndarray, stream: Stream) -> dict[str, Any]:

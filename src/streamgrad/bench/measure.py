@@ -17,6 +17,8 @@ cannot beat, one large GEMM, and the slope of log time against log P.
   `repeats`. The same flops in the transposed layout, (P x N) @ (N x N), which is how
   streamgrad's dense RTRL stores J, are timed too.
 * gemm (`time_gemm`): one large square product, the attainable GFLOP/s.
+* ensemble (`time_ensemble`): the step of a learning-rate ensemble (G copies of the learner
+  at G learning rates in one jitted program) against one learner's, timed the same way.
 * slope (`fit_slope`): the least-squares slope of log(step time) against log(P) over the sizes
   with N >= `fit_from` (all sizes when fewer than two qualify). Slope 1 means time linear in P.
 """
@@ -33,7 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from streamgrad.gradients import make_algorithm
+from streamgrad.ensemble import LrEnsemble
+from streamgrad.gradients import OnlineAlgorithm, make_algorithm
 from streamgrad.model import make_model
 from streamgrad.online import OnlineLearner
 
@@ -104,6 +107,13 @@ def time_gemm(size: int, dtype: str, repeats: int) -> dict[str, float]:
     return {"size": size, "seconds": best, "gflops": 2 * size**3 / best / 1e9}
 
 
+def _sgd_learner(algorithm: OnlineAlgorithm, lrs: Sequence[float]) -> OnlineLearner:
+    """SGD at LEARNING_RATE, or with `lrs` the learning-rate ensemble of SGD at those rates."""
+    if lrs:
+        return LrEnsemble(OnlineLearner(algorithm, optax.sgd(1.0)), lrs)
+    return OnlineLearner(algorithm, optax.sgd(LEARNING_RATE))
+
+
 def time_learner(
     cell: str,
     algorithm: str,
@@ -114,12 +124,16 @@ def time_learner(
     repeats: int,
     target_seconds: float,
     quick: bool,
+    lrs: Sequence[float] = (),
 ) -> dict[str, Any]:
     """Median and min microseconds per learner step for one cell x algorithm x N (see the
-    module docstring), with the chunk length, P and whether the losses stayed finite."""
+    module docstring), with the chunk length, P and whether the losses stayed finite. With
+    `lrs`, of the learning-rate ensemble of SGD at those rates instead (`ensemble.LrEnsemble`:
+    one copy per rate, one jitted program)."""
     name, options = _cell_options(cell)
     model = make_model(name, n, 1, **options)
-    learner = OnlineLearner(make_algorithm(algorithm, model), optax.sgd(LEARNING_RATE))
+    algo = make_algorithm(algorithm, model)
+    learner = _sgd_learner(algo, lrs)
     params = model.init(jax.random.PRNGKey(0), dtype)
     state = learner.init(params)
     rng = np.random.default_rng(2)
@@ -159,6 +173,26 @@ def time_learner(
         "min_us": float(per_step.min()),
         "steps_per_second": 1e6 / median,
         "finite": bool(np.isfinite(np.asarray(losses)).all()),
+    }
+
+
+def time_ensemble(
+    lrs: Sequence[float], cell: str, algorithm: str, n: int, dtype: str, **timing: Any
+) -> dict[str, Any]:
+    """The learning-rate ensemble of `lrs` against one learner, both timed by `time_learner`
+    (with `timing`: steps, repeats, target_seconds, quick) one after the other in this run:
+    microseconds per step of each and `ratio` = ensemble / one learner."""
+    one = time_learner(cell, algorithm, n, dtype, **timing)
+    ensemble = time_learner(cell, algorithm, n, dtype, lrs=lrs, **timing)
+    return {
+        "cell": cell,
+        "algorithm": algorithm,
+        "N": n,
+        "lrs": list(lrs),
+        "single_us": one["median_us"],
+        "ensemble_us": ensemble["median_us"],
+        "ratio": ensemble["median_us"] / one["median_us"],
+        "finite": one["finite"] and ensemble["finite"],
     }
 
 

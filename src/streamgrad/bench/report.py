@@ -12,7 +12,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from streamgrad.reporting import Column, render_table
+from streamgrad.reporting import Column, render_table, save_figure
 
 RUN_COLUMNS = (
     Column("cell", align="left"),
@@ -118,5 +118,5 @@ def plot_benchmark(result: dict[str, Any], path: str | Path) -> Path:
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    save_figure(figure, path)
     return path

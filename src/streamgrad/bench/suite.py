@@ -6,9 +6,10 @@ Dense-path RTRL (`rtrl:dense`, or `rtrl` on a cell with a dense recurrence) cost
 flops per step; runs above `dense_flop_limit` are skipped with a note (for the structured
 cells only the smallest sizes fit), and so are algorithms that `make_algorithm` does not know.
 The product is timed once per (cell, N) where a dense-path RTRL run is timed, and
-`ratio` = median step / median product. Context: load average at the start and the end
-(other processes share the machine), CPU count, the cores this process may run on, XLA_FLAGS,
-the JAX device, versions, the date.
+`ratio` = median step / median product. Outside quick mode, "ensemble" times the
+learning-rate ensemble of ENSEMBLE_LRS against one learner at ENSEMBLE_CASE. Context: load
+average at the start and the end (other processes share the machine), CPU count, the cores
+this process may run on, XLA_FLAGS, the JAX device, versions, the date.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from streamgrad.bench.measure import (
     count_weights,
     dense_path,
     fit_slope,
+    time_ensemble,
     time_gemm,
     time_learner,
     time_products,
@@ -40,6 +42,9 @@ DEFAULT_STRUCTURED_SIZES = (100, 1_000, 10_000, 100_000)
 QUICK_CELLS = ("elman", "diagonal")
 QUICK_DENSE_SIZES = (4, 8)
 QUICK_STRUCTURED_SIZES = (16, 64)
+# the learning-rate ensemble timed against one learner (issue 15: at most 2.5x at N = 32)
+ENSEMBLE_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+ENSEMBLE_CASE = ("elman", "rtrl", 32)
 
 
 def run_benchmark(
@@ -100,6 +105,7 @@ def run_benchmark(
         "runs": runs,
         "slopes": _slopes(runs, fit_from),
         "skipped": skipped,
+        **({} if quick else {"ensemble": _time_ensemble(settings, say)}),
     }
 
 
@@ -152,6 +158,14 @@ def _time_grid(
         row["product_us"] = product["product_us"] if product else None
         row["ratio"] = row["median_us"] / product["product_us"] if product else None
     return runs, list(products.values()), skipped
+
+
+def _time_ensemble(settings: dict[str, Any], say: Callable[[str], None]) -> dict[str, Any]:
+    """`time_ensemble` of ENSEMBLE_LRS at ENSEMBLE_CASE with the grid's timing settings."""
+    timing = {k: settings[k] for k in ("steps", "repeats", "target_seconds", "quick")}
+    result = time_ensemble(ENSEMBLE_LRS, *ENSEMBLE_CASE, settings["dtype"], **timing)
+    say(f"ensemble of {len(ENSEMBLE_LRS)} rates: {result['ratio']:.2f} x one learner per step")
+    return result
 
 
 def _slopes(runs: list[dict[str, Any]], fit_from: float) -> list[dict[str, Any]]:

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from streamgrad.cells.base import Cell, Params, normal
-from streamgrad.cells.clipping import smooth_clip
+from streamgrad.cells.clipping import smooth_clip, spectral_clip
 
 Coupling = Literal["shared", "diagonal", "dense"]
 ACTIVATIONS = {"tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid}
@@ -87,9 +87,7 @@ def meanfield(
     def effective(params: Params) -> Params:
         weights = dict(params)
         if coupling == "dense":
-            scaled = params["A"] * n**-0.5
-            r = jnp.linalg.norm(scaled, 2)
-            weights["A"] = scaled * smooth_clip(r, clip_at, bound) / r
+            weights["A"] = spectral_clip(params["A"] * n**-0.5, clip_at, bound)
         else:
             weights["B"] = smooth_clip(params["B"], clip_at, bound)
         return weights

@@ -1,4 +1,5 @@
-"""Command-line interface: `streamgrad train | lob | gradcheck | bench | sweep | experiment NAME`.
+"""Command-line interface: `streamgrad train | lob | gradcheck | bench | sweep | experiment NAME
+| rl train`.
 
 Every command is thin: it parses typed options and calls one library function (mostly in
 `streamgrad.jobs`). User errors (bad file, column, option, value; a diverging run) print one
@@ -11,7 +12,7 @@ import sys
 
 import typer
 
-from streamgrad.cli import commands, experiments, train  # noqa: F401  (registers the commands)
+from streamgrad.cli import commands, experiments, rl, train  # noqa: F401  (registers the commands)
 from streamgrad.cli.app import app, console
 from streamgrad.errors import UserError
 

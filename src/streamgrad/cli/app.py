@@ -19,7 +19,7 @@ app = typer.Typer(
 )
 experiment_app = typer.Typer(no_args_is_help=True, help="Run a named, reproducible experiment.")
 app.add_typer(experiment_app, name="experiment")
-console = Console(stderr=True, soft_wrap=True)  # messages; tables go to stdout
+console = Console(stderr=True, soft_wrap=True, emoji=False)  # messages; tables: stdout
 
 
 def given(**values: Any) -> dict[str, Any]:

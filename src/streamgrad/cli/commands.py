@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from streamgrad.cli.app import app, console, numbers
+from streamgrad.config import lr_option
 from streamgrad.errors import UserError
 
 Sampling = Literal["event", "clock"]
@@ -42,12 +43,21 @@ def lob(
         ),
     ] = 2,
     cells: Annotated[str, typer.Option(help="Comma-separated cells.")] = "elman",
-    algos: Annotated[str, typer.Option(help="Comma-separated algorithm specs.")] = (
-        "rtrl,tbptt:10,tbptt:1"
-    ),
+    algos: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated algorithm specs (default: pairs at equal update frequency)."
+        ),
+    ] = "rtrl,tbptt:1:10,rtrl:every=10,tbptt:10",
     hidden: Annotated[int, typer.Option(help="Hidden units.", min=1)] = 32,
     optimizer: Annotated[str, typer.Option(help="Optimizer (all methods).")] = "adam",
-    lr: Annotated[float, typer.Option(help="Learning rate (all methods).")] = 1e-3,
+    lr: Annotated[
+        str,
+        typer.Option(
+            help="Learning rate (all methods); several, comma-separated, run each method as a "
+            "learning-rate ensemble (the default), which chooses the rate online."
+        ),
+    ] = "1e-4,3e-4,1e-3,3e-3,1e-2",
     seed: Annotated[int, typer.Option(help="Seed of the initial parameters.")] = 0,
     skip_invalid: Annotated[
         bool, typer.Option(help="Skip invalid rows (counted in summary.json) instead of stopping.")
@@ -76,7 +86,7 @@ def lob(
         "algos": algos,
         "hidden": hidden,
         "optimizer": optimizer,
-        "lr": lr,
+        "lr": lr_option(lr),
         "seed": seed,
         "skip_invalid": skip_invalid,
     }

@@ -12,6 +12,14 @@ from streamgrad.cli.app import experiment_app, numbers, parse_sizes, run_experim
 from streamgrad.errors import UserError
 
 Coupling = Literal["shared", "diagonal", "dense"]
+# Where an experiment's tasks run (sweep/executor.py); the numbers are the same either way.
+Workers = Annotated[
+    int | None,
+    typer.Option(help="Local Dask worker processes for the tasks (0: in this process).", min=0),
+]
+Scheduler = Annotated[
+    str | None, typer.Option(help="Run the tasks on the Dask cluster at tcp://HOST:PORT.")
+]
 
 
 @experiment_app.command("rtrl-vs-tbptt")
@@ -21,26 +29,32 @@ def rtrl_vs_tbptt(
     lags: Annotated[str, typer.Option(help="The two lags t1,t2 of the Add task.")] = "5,9",
     hidden: Annotated[int, typer.Option(help="Hidden units.", min=1)] = 32,
     cell: Annotated[str, typer.Option(help="Recurrent cell.")] = "elman",
-    methods: Annotated[
+    windows: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated algorithm specs (default: rtrl and three TBPTT windows)."
+            help="Windows tau, comma-separated: RTRL vs TBPTT(1, tau) and RTRL(every tau) vs "
+            "TBPTT(tau) (default: below, between and above the lags)."
         ),
     ] = None,
-    lrs: Annotated[str, typer.Option(help="Learning-rate grid.")] = "0.01,0.03,0.1",
+    lrs: Annotated[
+        str, typer.Option(help="Learning rates of each method's online ensemble.")
+    ] = "0.01,0.03,0.1",
     seed: Annotated[int, typer.Option(help="Seed of data and parameters.")] = 0,
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
 ) -> None:
-    """RTRL vs TBPTT (tau below and above the lags) on the Add task, online."""
+    """RTRL vs TBPTT at equal update frequency (tau below, between and above the lags) on
+    the Add task, online, each method's learning rate chosen online by the ensemble."""
     lag_values = numbers(lags, int, "--lags")
     if len(lag_values) != 2 or not 0 < lag_values[0] < lag_values[1]:
         raise UserError(f"--lags: need two increasing positive lags t1,t2, got {lags!r}")
+    if windows and min(numbers(windows, int, "--windows")) < 1:
+        raise UserError(f"--windows: every tau must be >= 1, got {windows!r}")
     options = {
         "steps": steps,
         "lags": (lag_values[0], lag_values[1]),
         "hidden": hidden,
         "cell": cell,
-        "methods": [m.strip() for m in methods.split(",")] if methods else None,
+        "windows": tuple(numbers(windows, int, "--windows")) if windows else None,
         "learning_rates": tuple(numbers(lrs, float, "--lrs")),
         "seed": seed,
     }
@@ -78,6 +92,8 @@ def rtrl_convergence(
     ] = "shared",
     hidden: Annotated[int, typer.Option(help="Hidden units N.", min=1)] = 32,
     taus: Annotated[str, typer.Option(help="TBPTT windows, comma-separated.")] = "1,2,3",
+    workers: Workers = 0,
+    scheduler: Scheduler = None,
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
 ) -> None:
     """Online RTRL reaches a stationary point of the long-run loss, TBPTT(tau) does not:
@@ -88,6 +104,8 @@ def rtrl_convergence(
         "coupling_kind": coupling,
         "hidden": hidden,
         "taus": tuple(numbers(taus, int, "--taus")),
+        "workers": workers,
+        "scheduler": scheduler,
     }
     run_experiment("rtrl-convergence", out, options, force, "convergence.csv, bias.csv, *.png")
 
@@ -101,6 +119,8 @@ def rtrl_fixed_point(
         Coupling, typer.Option(help="meanfield coupling: shared, diagonal, dense.")
     ] = "shared",
     hidden: Annotated[int, typer.Option(help="Hidden units N.", min=1)] = 32,
+    workers: Workers = 0,
+    scheduler: Scheduler = None,
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
 ) -> None:
     """With theta frozen, chains of (S, J) from different starts merge geometrically and the
@@ -110,6 +130,8 @@ def rtrl_fixed_point(
         "seeds": seeds,
         "coupling_kind": coupling,
         "hidden": hidden,
+        "workers": workers,
+        "scheduler": scheduler,
     }
     run_experiment("rtrl-fixed-point", out, options, force, "coupling.csv, windows.csv, *.png")
 
@@ -129,6 +151,8 @@ def kernel_limit_hidden(
     ] = 5e11,
     seed: Annotated[int, typer.Option(help="Seed of the first path (path l: seed + l).")] = 0,
     quick: Annotated[bool, typer.Option(help="Small sizes and paths (under 2 minutes).")] = False,
+    workers: Workers = 0,
+    scheduler: Scheduler = None,
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
 ) -> None:
     """Untrained shared-coupling network for N = 1e2 ... 1e6 against its limit (the project's
@@ -140,6 +164,8 @@ def kernel_limit_hidden(
         "budget": budget,
         "seed": seed,
         "quick": quick,
+        "workers": workers,
+        "scheduler": scheduler,
     }
     run_experiment(
         "kernel-limit-hidden", out, options, force, "per_size.csv, paths.csv, histograms.png"
@@ -161,6 +187,8 @@ def kernel_limit_training(
         int, typer.Option(help="Stationary windows M that stand for E_pi.", min=1)
     ] = 2_000,
     quick: Annotated[bool, typer.Option(help="Small sizes (under 2 minutes).")] = False,
+    workers: Workers = 0,
+    scheduler: Scheduler = None,
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
 ) -> None:
     """Shared-coupling network (beta = 1/2) trained online with exact RTRL against its kernel
@@ -172,6 +200,8 @@ def kernel_limit_training(
         "alpha": alpha,
         "samples": samples,
         "quick": quick,
+        "workers": workers,
+        "scheduler": scheduler,
     }
     run_experiment(
         "kernel-limit-training", out, options, force, "runs.csv, outputs.parquet, convergence.png"
@@ -191,6 +221,8 @@ def actor_critic(
     sizes: Annotated[str, typer.Option(help="Hidden units N, comma-separated.")] = "100,1000,10000",
     seeds: Annotated[str, typer.Option(help="Seeds, comma-separated.")] = "0,1,2",
     quick: Annotated[bool, typer.Option(help="N = 100, 1000, two seeds, short horizon.")] = False,
+    workers: Workers = 0,
+    scheduler: Scheduler = None,
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
 ) -> None:
     """Online neural actor-critic on a finite MDP against its infinite-width ODE (the project's
@@ -200,7 +232,70 @@ def actor_critic(
         "sizes": parse_sizes(sizes),
         "seeds": tuple(numbers(seeds, int, "--seeds")),
         "quick": quick,
+        "workers": workers,
+        "scheduler": scheduler,
     }
     run_experiment(
         "actor-critic", out, options, force, "metrics.csv, ode_distance.png, training.png"
     )
+
+
+@experiment_app.command("real-series")
+def real_series(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("results/real-series"),
+    series: Annotated[
+        str, typer.Option(help="Series, comma-separated: co2, water-flow, elnino.")
+    ] = "co2,water-flow,elnino",
+    seeds: Annotated[int, typer.Option(help="Seeds (initial parameters).", min=1)] = 3,
+    hidden: Annotated[int, typer.Option(help="Hidden units N.", min=1)] = 32,
+    every: Annotated[int, typer.Option(help="K of the every-K pair.", min=2)] = 10,
+    contract: Annotated[
+        float, typer.Option(help="G of the contraction guard runs.", min=1e-6)
+    ] = 0.9,
+    lrs: Annotated[str, typer.Option(help="Learning rates, comma-separated.")] = (
+        "1e-4,3e-4,1e-3,3e-3,1e-2"
+    ),
+    quick: Annotated[bool, typer.Option(help="elnino, one seed, N = 8, Elman only.")] = False,
+    force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
+) -> None:
+    """RTRL and TBPTT at equal update frequency on real series (statsmodels, river), each
+    learning rate alone and as the online ensemble, with and without the contraction guard,
+    against naive forecasters and river's SNARIMAX (needs streamgrad[series])."""
+    options = {
+        "series": tuple(name.strip() for name in series.split(",") if name.strip()),
+        "seeds": seeds,
+        "hidden": hidden,
+        "every": every,
+        "contract": contract,
+        "lrs": tuple(numbers(lrs, float, "--lrs")),
+        "quick": quick,
+    }
+    run_experiment("real-series", out, options, force, "table.csv, runs.csv, scores.png")
+
+
+@experiment_app.command("recurrent-actor-critic")
+def recurrent_actor_critic(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path(
+        "results/recurrent-actor-critic"
+    ),
+    corridor: Annotated[int, typer.Option(help="T-maze corridor length.", min=1)] = 10,
+    seeds: Annotated[str, typer.Option(help="Seeds, comma-separated.")] = "0,1,2,3,4",
+    steps: Annotated[int, typer.Option(help="Online steps per run.", min=1)] = 15_000,
+    algos: Annotated[
+        str, typer.Option(help="Comma-separated: engine specs updating every step, memoryless.")
+    ] = "rtrl,tbptt:1:3,memoryless",
+    hidden: Annotated[int, typer.Option(help="GRU units of actor and critic.", min=1)] = 16,
+    quick: Annotated[bool, typer.Option(help="Corridor 4, 8,000 steps, 2 seeds.")] = False,
+    force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
+) -> None:
+    """Recurrent online actor-critic on the T-maze: exact RTRL against TBPTT(1, tau) and a
+    memoryless agent, success rate against steps over seeds."""
+    options = {
+        "corridor": corridor,
+        "seeds": tuple(numbers(seeds, int, "--seeds")),
+        "steps": steps,
+        "algos": tuple(a.strip() for a in algos.split(",") if a.strip()),
+        "hidden": hidden,
+        "quick": quick,
+    }
+    run_experiment("recurrent-actor-critic", out, options, force, "curves.csv, success.png")

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import typer
 
 from streamgrad.cli.app import app, console, given
-from streamgrad.config import load_config_file
+from streamgrad.config import load_config_file, lr_option
 
 Task = Literal["regression", "classification", "auto"]
 
@@ -48,15 +48,32 @@ def train(
     density: Annotated[
         float | None, typer.Option(help="elman: share of recurrent connections (sparse < 1).")
     ] = None,
+    contract: Annotated[
+        float | None,
+        typer.Option(
+            help="elman, gru: rescale the recurrent matrices smoothly to spectral norm < G "
+            "(G < 1: a contraction, the convergence theory's condition; try 0.9)."
+        ),
+    ] = None,
     algo: Annotated[
         str | None,
         typer.Option(
-            help="rtrl, rtrl:dense, tbptt, tbptt:TAU, tbptt:EVERY:TAU, uoro, snap1, snap2, rflo."
+            help="rtrl, rtrl:dense, tbptt, tbptt:TAU, tbptt:EVERY:TAU, uoro, snap1, snap2, rflo; "
+            "SPEC:every=K (not tbptt) applies the sum of K gradients every K steps."
         ),
     ] = None,
     tau: Annotated[int | None, typer.Option(help="Truncation for --algo tbptt.")] = None,
     optimizer: Annotated[str | None, typer.Option(help="sgd, adam, rmsprop, adamw.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate alpha_0.")] = None,
+    lr: Annotated[
+        str | None,
+        typer.Option(
+            help="Learning rate alpha_0; several, comma-separated (1e-4,1e-3,1e-2), run one copy "
+            "per rate and predict with the copy of lowest running loss (an ensemble)."
+        ),
+    ] = None,
+    lr_half_life: Annotated[
+        float | None, typer.Option(help="Ensemble: half-life (steps) of the running losses.")
+    ] = None,
     schedule: Annotated[
         str | None,
         typer.Option(help="constant, robbins-monro (alpha_0/(1+k/k0)^rho), cosine, exponential."),
@@ -103,10 +120,12 @@ def train(
             coupling=coupling,
             beta=beta,
             density=density,
+            contract=contract,
             algo=algo,
             tau=tau,
             optimizer=optimizer,
-            lr=lr,
+            lr=lr_option(lr),
+            lr_half_life=lr_half_life,
             schedule=schedule,
             k0=k0,
             rho=rho,
@@ -142,4 +161,10 @@ def train(
         f"baselines, loss over the last 10%: {losses}; skill {skill['last_10_percent']:.3f} "
         f"(1 - loss / {skill['best_baseline']}'s)"
     )
+    if "lr_ensemble" in summary:
+        chosen = summary["lr_ensemble"]
+        rates = zip(chosen["lrs"], chosen["chosen_fraction"], strict=True)
+        shares = ", ".join(f"{lr:g} {share:.0%}" for lr, share in rates)
+        final = chosen["final_chosen_lr"]
+        console.print(f"learning rates chosen: {shares} of the steps; at the end {final:g}")
     console.print(f"results in {out}/ (metrics.csv, summary.json, loss.png, checkpoints/)")

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
+from collections.abc import Iterator
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,7 +27,7 @@ from streamgrad.data.columns import (
     number_problem,
     text_problem,
 )
-from streamgrad.data.table import Source, first_line, short
+from streamgrad.data.table import Source, first_line, short, source_blocks
 from streamgrad.errors import DataError
 
 _SNIFF_CHARS = 65_536
@@ -38,15 +41,56 @@ def load_csv(source: Source, suffix: str) -> Columns:
     """Parse `source` (a CSV, TSV or TXT file with a header line; `suffix` picks the default
     delimiter) into located numeric columns; raises `DataError` on structural problems."""
     file, text = source.file, source.text()
+    header, delimiter = _layout(text, file, suffix)
+    columns = _parse(text, header, delimiter, file)
+    if not len(columns.table):
+        raise DataError("no data rows: the file has a header only", file=file)
+    return columns
+
+
+def csv_pieces(
+    path: Path, suffix: str, *, start_row: int = 2, block_bytes: int = 1 << 22
+) -> Iterator[Columns]:
+    """The file as consecutive pieces of located columns, each parsed from a block of about
+    `block_bytes` bytes of whole lines (as `load_csv` parses the whole file, with the same
+    row numbers and messages), in constant memory. `start_row`: the first line to read after
+    the header (to resume behind the earlier rows, which are skipped unparsed)."""
+    blocks = source_blocks(path, block_bytes=block_bytes)
+    first = next(blocks)
+    file = first.file
+    header, delimiter = _layout(first.text(), file, suffix)
+    pieces = 0
+    for block in itertools.chain([first], blocks):
+        body = block.from_line(max(start_row, 2))
+        if body is None or not body.data:
+            continue
+        text = f"{header}\n{body.text()}"
+        columns = _parse(text, header, delimiter, file, shift=body.first_line - 2)
+        if len(columns.table):
+            pieces += 1
+            yield columns
+    if not pieces and start_row <= 2:
+        raise DataError("no data rows: the file has a header only", file=file)
+
+
+def _layout(text: str, file: str, suffix: str) -> tuple[str, str]:
+    """The header line and the delimiter of a file whose text starts with `text`."""
     header = _LINE_BREAK.split(text, maxsplit=1)[0]
     if not header.strip():
         raise DataError("header is empty: the header must be on the first line", file=file, row=1)
-    delimiter = _sniff(text, suffix)
-    table = None if '"' in text else _csv_numbers(text, header, delimiter, file)
-    return table if table is not None else _csv_cells(text, header, delimiter, file)
+    return header, _sniff(text, suffix)
 
 
-def _csv_numbers(text: str, header: str, delimiter: str, file: str) -> Columns | None:
+def _parse(text: str, header: str, delimiter: str, file: str, shift: int = 0) -> Columns:
+    """Columns of `text` (a header line, then data lines); a line at index i (1-based) of
+    `text` is row i + `shift` of the file."""
+    table = None if '"' in text else _csv_numbers(text, header, delimiter, file, shift)
+    return table if table is not None else _csv_cells(text, header, delimiter, file, shift)
+
+
+def _csv_numbers(
+    text: str, header: str, delimiter: str, file: str, shift: int = 0
+) -> Columns | None:
     """Fast path for a well-formed file without quotes: every cell parses as a number.
 
     Returns None whenever anything is off (a parser error, a blank line, a short row, a
@@ -80,10 +124,10 @@ def _csv_numbers(text: str, header: str, delimiter: str, file: str) -> Columns |
             problem=lambda i: number_problem(values[i]),
         )
 
-    return located(file, names, np.arange(2, len(frame) + 2), 1, column)
+    return located(file, names, np.arange(2, len(frame) + 2) + shift, 1, column)
 
 
-def _csv_cells(text: str, header: str, delimiter: str, file: str) -> Columns:
+def _csv_cells(text: str, header: str, delimiter: str, file: str, shift: int = 0) -> Columns:
     """General path: read every cell as text, then convert, keeping exact locations."""
     try:
         frame = pd.read_csv(
@@ -96,11 +140,11 @@ def _csv_cells(text: str, header: str, delimiter: str, file: str) -> Columns:
             engine="c",
         )
     except (ValueError, OverflowError) as e:
-        raise _parser_error(e, file, delimiter) from None
+        raise _parser_error(e, file, delimiter, shift) from None
     names = [str(name).strip() for name in frame.iloc[0]]
     body = frame.iloc[1:]
     if '"' in text:
-        _reject_line_breaks(names, body, file)
+        _reject_line_breaks(names, body, file, shift)
     _check_header(names, header, file)
     lines = _Lines(text, delimiter)
     rows = np.arange(2, len(frame) + 1)
@@ -111,8 +155,6 @@ def _csv_cells(text: str, header: str, delimiter: str, file: str) -> Columns:
         for i in np.flatnonzero(maybe_blank):
             maybe_blank[i] = not lines.line(int(rows[i])).strip()
         body, rows = body[~maybe_blank], rows[~maybe_blank]
-    if not len(body):
-        raise DataError("no data rows: the file has a header only", file=file)
 
     def column(name: str) -> Column:
         cells = body.iloc[:, names.index(name)]
@@ -134,7 +176,7 @@ def _csv_cells(text: str, header: str, delimiter: str, file: str) -> Columns:
             text=cells,
         )
 
-    return located(file, names, rows, 1, column)
+    return located(file, names, rows + shift, 1, column)
 
 
 def _check_header(names: list[str], header: str, file: str) -> None:
@@ -202,25 +244,25 @@ def _sniff(text: str, suffix: str) -> str:
     return best
 
 
-def _parser_error(error: Exception, file: str, delimiter: str) -> DataError:
+def _parser_error(error: Exception, file: str, delimiter: str, shift: int) -> DataError:
     message = str(error).strip()
     if m := _EXPECTED_FIELDS.search(message):
         expected, line, saw = (int(g) for g in m.groups())
         return DataError(
             f"the row has {saw} fields but the header {expected} (delimiter {delimiter!r})",
             file=file,
-            row=line,
+            row=line + shift,
         )
     if m := _OPEN_QUOTE.search(message):
         return DataError(
             "quoted field is never closed (a '\"' without its closing quote)",
             file=file,
-            row=int(m.group(1)) + 1,
+            row=int(m.group(1)) + 1 + shift,
         )
     return DataError(f"cannot parse as CSV: {first_line(error)}", file=file)
 
 
-def _reject_line_breaks(names: list[str], body: pd.DataFrame, file: str) -> None:
+def _reject_line_breaks(names: list[str], body: pd.DataFrame, file: str, shift: int) -> None:
     """A quoted cell spanning lines would shift every later row number: refuse it."""
     for name in names:
         if "\n" in name or "\r" in name:
@@ -235,7 +277,7 @@ def _reject_line_breaks(names: list[str], body: pd.DataFrame, file: str) -> None
         raise DataError(
             "quoted cell contains a line break",
             file=file,
-            row=i + 2,
+            row=i + 2 + shift,
             column=names[j],
             value=short(body.iat[i, j]),
         )

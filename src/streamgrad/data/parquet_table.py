@@ -7,6 +7,7 @@ instants (`columns.as_time`), usable as the time column only.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,23 +31,7 @@ from streamgrad.errors import DataError
 def load_parquet(path: Path) -> Columns:
     """Read the schema of a Parquet file; its columns are read and converted on demand."""
     file = str(path)
-    try:
-        parquet = pq.ParquetFile(path)
-        names = list(parquet.schema_arrow.names)
-        n_rows = parquet.metadata.num_rows
-    except (pa.ArrowException, OSError, ValueError) as e:
-        raise DataError(f"cannot read as Parquet: {first_line(e)}", file=file) from None
-    for j, name in enumerate(names):
-        if name in names[:j]:
-            raise DataError(
-                f"duplicated column name (columns {names.index(name) + 1} and {j + 1})",
-                file=file,
-                column=name,
-            )
-    if not names:
-        raise DataError("the file has no columns", file=file)
-    if n_rows == 0:
-        raise DataError("no data rows: the file has no records", file=file)
+    parquet, names, n_rows = _open(path)
 
     def column(name: str) -> Column:
         try:
@@ -64,6 +49,82 @@ def load_parquet(path: Path) -> Columns:
             ) from None
 
     return located(file, names, np.arange(1, n_rows + 1), None, column)
+
+
+def parquet_pieces(
+    path: Path, columns: Sequence[str] | None, *, start_row: int = 1, batch_rows: int = 1 << 16
+) -> Iterator[Columns]:
+    """The `columns` (None: all) of the file as consecutive pieces of at most `batch_rows`
+    records (as `load_parquet` reads them, with the same row numbers and messages), read row
+    group by row group in constant memory, from record `start_row` (1-based) on: the row
+    groups before it are not read."""
+    file = str(path)
+    parquet, names, _ = _open(path)
+    sizes = [parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)]
+    starts = np.cumsum([0, *sizes])  # record index of each group's first record
+    group = int(np.searchsorted(starts, start_row - 1, side="right")) - 1
+    row = int(starts[group]) + 1
+    try:
+        for batch in record_batches(parquet, columns, group, batch_rows):
+            piece = batch.slice(max(0, start_row - row))
+            row += len(batch) - len(piece)
+            if len(piece):
+                yield _piece(piece, file, names, row)
+            row += len(piece)
+    except (pa.ArrowException, OSError, ValueError) as e:
+        raise DataError(f"cannot read: {first_line(e)}", file=file, row=row) from None
+
+
+def record_batches(
+    parquet: pq.ParquetFile,
+    columns: Sequence[str] | None = None,
+    first_group: int = 0,
+    batch_rows: int = 1 << 16,
+) -> Iterator[pa.RecordBatch]:
+    """The records of `parquet` from row group `first_group` on, in batches of at most
+    `batch_rows`, holding one row group at a time in memory (asked for all row groups at
+    once, the reader buffers them all; opened with `open_parquet`, it does not pre-buffer)."""
+    for group in range(first_group, parquet.num_row_groups):
+        yield from parquet.iter_batches(batch_rows, [group], columns, use_threads=False)
+
+
+def open_parquet(path: Path) -> pq.ParquetFile:
+    """A Parquet file opened for reading piece by piece (no pre-buffering of whole row
+    groups, whose memory the reader keeps)."""
+    return pq.ParquetFile(path, pre_buffer=False)
+
+
+def _piece(batch: pa.RecordBatch, file: str, names: list[str], row: int) -> Columns:
+    """The located columns of `batch`, whose first record is row `row` of the file."""
+
+    def column(name: str) -> Column:
+        return _arrow_column(pa.chunked_array([batch.column(name)]), name, file)
+
+    return located(file, names, np.arange(row, row + len(batch)), None, column)
+
+
+def _open(path: Path) -> tuple[pq.ParquetFile, list[str], int]:
+    """The file, its column names and record count; raises `DataError` when it cannot be
+    read, has no columns or records, or names a column twice."""
+    file = str(path)
+    try:
+        parquet = open_parquet(path)
+        names = list(parquet.schema_arrow.names)
+        n_rows = parquet.metadata.num_rows
+    except (pa.ArrowException, OSError, ValueError) as e:
+        raise DataError(f"cannot read as Parquet: {first_line(e)}", file=file) from None
+    for j, name in enumerate(names):
+        if name in names[:j]:
+            raise DataError(
+                f"duplicated column name (columns {names.index(name) + 1} and {j + 1})",
+                file=file,
+                column=name,
+            )
+    if not names:
+        raise DataError("the file has no columns", file=file)
+    if n_rows == 0:
+        raise DataError("no data rows: the file has no records", file=file)
+    return parquet, names, n_rows
 
 
 def _arrow_column(data: pa.ChunkedArray, name: str, file: str) -> Column:

@@ -31,8 +31,8 @@ estimators' burn-in removes the rest).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 import scipy.signal
@@ -62,6 +62,7 @@ class MarkovModulatedAR:
     phi: float = 0.5
     stay: float = 0.95
     target: Target = "signal"
+    name: ClassVar[str] = "markov-modulated-ar"
 
     def __post_init__(self) -> None:
         if len(self.means) != len(self.sigmas) or len(self.means) < 2:
@@ -81,6 +82,10 @@ class MarkovModulatedAR:
         if self.target not in ("signal", "next"):
             raise UserError(f"target must be 'signal' or 'next', got {self.target!r}")
 
+    def settings(self) -> dict[str, Any]:
+        """The process's name and parameters (for summaries)."""
+        return {"name": self.name, **asdict(self), "mean_sojourn": self.mean_sojourn}
+
     @property
     def n_regimes(self) -> int:
         return len(self.means)
@@ -90,10 +95,14 @@ class MarkovModulatedAR:
         """Expected number of steps a regime lasts, 1 / (1 - stay)."""
         return 1.0 / (1.0 - self.stay)
 
-    def paths(self, n_steps: int, n_paths: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """`n_paths` independent runs: inputs (P, T, 1) = x_0..x_{T-1}, targets (P, T),
-        float64. Path p comes from its own generator seeded by (seed, p), so it does not
-        depend on n_paths and `paths(T, 1, seed=s)[0]` is `self(T, seed=s)`.
+    def paths(
+        self, n_steps: int, n_paths: int, *, seed: int, first: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`n_paths` independent runs, the paths first, ..., first + n_paths - 1: inputs
+        (P, T, 1) = x_0..x_{T-1}, targets (P, T), float64. Path p comes from its own generator
+        seeded by (seed, p), so it does not depend on n_paths or on which other paths are drawn
+        with it (a block of paths can be drawn on its own), and `paths(T, 1, seed=s)[0]` is
+        `self(T, seed=s)`.
 
         Vectorised: a regime change is a jump by J ~ Uniform{1..R-1} (mod R), so
         r_k = (r_0 + sum of jumps) mod R, and z is the linear filter
@@ -101,11 +110,12 @@ class MarkovModulatedAR:
         check_int("n_steps", n_steps, 1)
         check_int("n_paths", n_paths, 1)
         check_int("seed", seed, 0)
+        check_int("first", first, 0)
         means, sigmas, r = np.asarray(self.means), np.asarray(self.sigmas), self.n_regimes
         regimes = np.empty((n_paths, n_steps + 1), np.int64)
         noise, z0 = np.empty((n_paths, n_steps)), np.empty(n_paths)
         for p in range(n_paths):
-            rng = np.random.default_rng([seed, p])
+            rng = np.random.default_rng([seed, first + p])
             changes = rng.random(n_steps) >= self.stay
             jumps = np.where(changes, rng.integers(1, r, size=n_steps), 0)
             regimes[p] = (rng.integers(r) + np.concatenate([[0], np.cumsum(jumps)])) % r

@@ -32,9 +32,10 @@ import codecs
 import gzip
 import re
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -80,19 +81,35 @@ class Source:
 
     file: the name as given (for messages).
     data: the bytes.
-    offset: the number of bytes dropped before `data` (a byte-order mark), so that byte
-        offsets in messages count from the start of the (decompressed) file.
+    offset: the number of bytes before `data` (a byte-order mark, or the lines before a
+        block of the file), so that byte offsets in messages count from the start of the
+        (decompressed) file.
     compressed: whether the file was gzip-compressed.
+    first_line: the line number of the first line of `data` (> 1 for a block of lines).
     """
 
     file: str
     data: bytes
     offset: int = 0
     compressed: bool = False
+    first_line: int = 1
 
     def line_of(self, index: int) -> int:
         """1-based line number of byte `data[index]`."""
-        return len(_LINE_BREAK_BYTES.split(self.data[:index]))
+        return self.first_line - 1 + len(_LINE_BREAK_BYTES.split(self.data[:index]))
+
+    def from_line(self, line: int) -> Source | None:
+        """The lines of this block from line `line` on (None when it ends before)."""
+        if line <= self.first_line:
+            return self
+        cut = 0
+        for count, match in enumerate(_LINE_BREAK_BYTES.finditer(self.data), self.first_line + 1):
+            if count == line:
+                cut = match.end()
+                break
+        if not cut:
+            return None
+        return Source(self.file, self.data[cut:], self.offset + cut, self.compressed, line)
 
     def text(self) -> str:
         """`data` as text, refusing binary data and anything that is not UTF-8."""
@@ -121,25 +138,57 @@ def read_source(path: Path, what: str = "file") -> Source:
     Raises a `DataError` when the file is missing, unreadable, not valid gzip although it
     claims to be, or empty (also when only whitespace is left once decompressed).
     """
+    return next(source_blocks(path, what, block_bytes=None))
+
+
+def source_blocks(
+    path: Path, what: str = "file", *, block_bytes: int | None = 1 << 22
+) -> Iterator[Source]:
+    """The file as consecutive `Source` blocks of whole lines, decompressed as it is read
+    (see `read_source`), so that a file of any size is read in constant memory.
+
+    Each block but the last ends with a line feed and holds at least `block_bytes` bytes
+    (all of the file in one block for None). Raises as `read_source`; an empty file raises
+    at the first block.
+    """
     file = str(path)
     check_file(path, what)
+    compressed = path.name.lower().endswith(GZIP_SUFFIX)
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise DataError(f"cannot read {what}: {e.strerror or e}", file=file) from None
-    compressed = data.startswith(GZIP_MAGIC) or path.name.lower().endswith(GZIP_SUFFIX)
-    if compressed:
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as e:
+        with open(path, "rb") as raw:
+            compressed = compressed or raw.read(2) == GZIP_MAGIC
+            raw.seek(0)
+            stream = gzip.GzipFile(fileobj=raw) if compressed else raw
+            yield from _blocks(stream, file, what, compressed, block_bytes)
+    except (OSError, EOFError, zlib.error) as e:
+        if compressed and not isinstance(e, FileNotFoundError | PermissionError):
             raise DataError(
                 f"cannot decompress {what} (gzip): {first_line(e)}", file=file
             ) from None
+        raise DataError(f"cannot read {what}: {e.strerror or e}", file=file) from None
+
+
+def _blocks(
+    stream: BinaryIO, file: str, what: str, compressed: bool, block_bytes: int | None
+) -> Iterator[Source]:
+    """`source_blocks` over an open (decompressing) binary stream."""
+    data = stream.read(block_bytes or -1)
     offset = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
-    data = data[offset:]
-    if not data.strip():
+    data, line = data[offset:], 1
+    if not data.strip() and (block_bytes is None or len(data) < block_bytes):
         raise DataError(f"{what} is empty" + (" (only whitespace)" if data else ""), file=file)
-    return Source(file, data, offset, compressed)
+    while data:
+        more = stream.read(block_bytes) if block_bytes else b""
+        cut = data.rfind(b"\n") + 1 if more else len(data)  # whole lines; the rest waits
+        if cut:
+            yield Source(file, data[:cut], offset, compressed, line)
+            offset, line = offset + cut, line + count_lines(data[:cut])
+        data = data[cut:] + more
+
+
+def count_lines(data: bytes) -> int:
+    """The number of line breaks (CRLF, CR or LF) in `data`."""
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
 
 
 @dataclass(frozen=True)
@@ -233,15 +282,19 @@ def first_error(issues: Sequence[Issue], i: int) -> DataError:
     return next(issue for issue in issues if issue.rows[i]).error(i)
 
 
-def time_order(stamps: np.ndarray, valid: np.ndarray, *, strict: bool) -> tuple[np.ndarray, ...]:
+def time_order(
+    stamps: np.ndarray, valid: np.ndarray, *, strict: bool, after: float = -np.inf
+) -> tuple[np.ndarray, ...]:
     """Which valid rows go back in time (see the module docstring for the semantics).
 
-    stamps: (n,) float time stamps; valid: (n,) bool, the rows that take part.
+    stamps: (n,) float time stamps; valid: (n,) bool, the rows that take part; after: the
+    largest valid stamp before these rows (of the earlier batches of a stream read in
+    batches; -inf for none).
     Returns (late, previous): late (n,) bool flags the out-of-order rows; previous (n,)
-    float is the largest stamp of the valid rows before each row (-inf for none).
+    float is the largest stamp of the valid rows before each row (`after` for none).
     """
     earlier = np.where(valid, stamps, -np.inf)
-    previous = np.r_[-np.inf, np.maximum.accumulate(earlier)[:-1]]
+    previous = np.maximum(np.r_[-np.inf, np.maximum.accumulate(earlier)[:-1]], after)
     late = valid & ((stamps <= previous) if strict else (stamps < previous))
     return late, previous
 

@@ -109,13 +109,18 @@ def read_table(
             file, row, column and value where known.
         UserError: an invalid argument (`task`, `inputs` given as one string).
     """
+    check_arguments(task, inputs)
+    loaded = _load(Path(path))
+    input_names = _resolve_columns(loaded.table, target, inputs, time)
+    return _stream(loaded, target, input_names, task, time, skip_invalid)
+
+
+def check_arguments(task: Task, inputs: Sequence[str] | None) -> None:
+    """Refuse an unknown `task`, and `inputs` given as one string (see `read_table`)."""
     if task not in ("regression", "classification", "auto"):
         raise UserError(f"task must be 'regression', 'classification' or 'auto', not {task!r}")
     if isinstance(inputs, str):
         raise UserError(f"inputs must be a list of column names, not the string {inputs!r}")
-    loaded = _load(Path(path))
-    input_names = _resolve_columns(loaded.table, target, inputs, time)
-    return _stream(loaded, target, input_names, task, time, skip_invalid)
 
 
 def _load(path: Path) -> Columns:
@@ -129,16 +134,7 @@ def _stream(
 ) -> Stream:
     """The checked `Stream` of the target and input columns (see `read_table`)."""
     table = loaded.table
-    used = sorted({target, *input_names, *([time] if time else [])}, key=table.names.index)
-    columns = [as_time(loaded.column(n)) if n == time else loaded.column(n) for n in used]
-    for name, column in zip(used, columns, strict=True):
-        if column.instants and (name != time or name in input_names):
-            raise DataError(
-                "is not numeric but dates or times, which only the time column may hold",
-                file=table.file,
-                column=name,
-            )
-    values = np.stack([c.values for c in columns], axis=1)  # (n, len(used)), file order
+    used, columns, values = used_columns(loaded, target, input_names, time)
     bad_rows = _invalid_rows(table, dict(zip(used, columns, strict=True)), values, time, skip)
     kept = np.flatnonzero(~bad_rows)
     if kept.size == 0:
@@ -170,13 +166,36 @@ def _stream(
     )
 
 
+def used_columns(
+    loaded: Columns, target: str, input_names: list[str], time: str | None
+) -> tuple[list[str], list[Column], np.ndarray]:
+    """The used columns' names and `Column`s in file order, and their values (n, used)."""
+    table = loaded.table
+    used = sorted({target, *input_names, *([time] if time else [])}, key=table.names.index)
+    columns = [as_time(loaded.column(n)) if n == time else loaded.column(n) for n in used]
+    for name, column in zip(used, columns, strict=True):
+        if column.instants and (name != time or name in input_names):
+            raise DataError(
+                "is not numeric but dates or times, which only the time column may hold",
+                file=table.file,
+                column=name,
+            )
+    return used, columns, np.stack([c.values for c in columns], axis=1)
+
+
 def _invalid_rows(
-    table: Table, columns: dict[str, Column], values: np.ndarray, time: str | None, skip: bool
+    table: Table,
+    columns: dict[str, Column],
+    values: np.ndarray,
+    time: str | None,
+    skip: bool,
+    after: float = -np.inf,
 ) -> np.ndarray:
     """(n,) bool: rows with a used cell that is not valid (a finite number, or a time stamp)
     or, given a `time` column, a stamp that is not after every earlier valid stamp. Unless
     `skip`, the first bad cell raises; then, with every cell valid, the first stamp out of
-    order. `columns` are the used columns by name, in file order, as `values` (n, used)."""
+    order. `columns` are the used columns by name, in file order, as `values` (n, used);
+    `after`: the latest valid stamp before these rows (of earlier batches of the file)."""
     used = list(columns)
     bad = ~np.isfinite(values)
     n_bad = int(bad.sum())
@@ -193,7 +212,7 @@ def _invalid_rows(
     if time is None:
         return invalid
     stamps = values[:, used.index(time)]
-    late, previous = time_order(stamps, ~invalid, strict=True)
+    late, previous = time_order(stamps, ~invalid, strict=True, after=after)
     n_late = int(late.sum())
 
     def problem(i: int) -> str:

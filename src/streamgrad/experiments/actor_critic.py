@@ -12,6 +12,7 @@ against the optimum of exact dynamic programming.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from streamgrad.rl.gym_adapter import from_gymnasium
 from streamgrad.rl.limit_ode import Rates, kernel, solve, vector_field
 from streamgrad.rl.mdp import FiniteMDP, gridworld, random_mdp
 from streamgrad.rl.networks import NetworkLaw
+from streamgrad.sweep.executor import Task, map_tasks
 
 SIZES = (100, 1_000, 10_000)  # add 100_000 on a GPU: the cost grows like N^2 t_max
 QUICK_SIZES = (100, 1_000)
@@ -105,9 +107,13 @@ def run(
     rho: float = 0.75,
     eta: float = 0.1,
     progress: bool = True,
+    workers: int | None = 0,
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Run the experiment into `out` (summary.json, metrics.csv/parquet, PNG figures). Settings
-    left None come from PRESETS ("random" for the random MDP, "episodic" otherwise)."""
+    left None come from PRESETS ("random" for the random MDP, "episodic" otherwise). Every
+    (N, seed) is trained as one task of `make_executor(workers, scheduler)` (default: this
+    process); the ODE is solved here."""
     jax.config.update("jax_enable_x64", True)
     given = {"gamma": gamma, "t_max": t_max, "alpha": alpha, "zeta0": zeta0, "out_scale": out_scale}
     sizes, seeds, records, chosen = _settings(env, quick, sizes, seeds, records, given)
@@ -118,7 +124,8 @@ def run(
         alpha=chosen["alpha"], zeta0=chosen["zeta0"], t0=t0, rho=rho, eta=eta, restart=1.0 - gamma
     )
     times = np.linspace(0.0, t_max, records + 1)
-    table, distances, curves = _sweep(mdp, law, rates, sizes, seeds, times, progress)
+    trained = _train_all(env, mdp, law, rates, sizes, seeds, times, (progress, workers, scheduler))
+    table, distances, curves = _compare(mdp, law, rates, seeds, times, trained)
     table.to_csv(out / "metrics.csv", index=False)
     table.to_parquet(out / "metrics.parquet", index=False)
     config = {"gamma": gamma, "t_max": t_max, "records": records, **asdict(rates), "law": vars(law)}
@@ -155,34 +162,54 @@ def _settings(
     return sizes, seeds, records, chosen
 
 
-def _sweep(
+def _train_all(
+    env: str,
     mdp: FiniteMDP,
     law: NetworkLaw,
     rates: Rates,
     sizes: tuple[int, ...],
     seeds: tuple[int, ...],
     times: np.ndarray,
-    progress: bool,
+    where: tuple[bool, int | None, str | None],
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per width, critic and actor outputs on every pair at `times`, each (seeds, times, pairs):
+    a task per width and seed; `where` = (progress, workers, scheduler) (make_executor)."""
+    progress, workers, scheduler = where
+    runs = {f"N={n} seed={seed}": (n, seed) for n in sizes for seed in seeds}
+    shared = (rates, law, times)
+    tasks = [Task(key, train_seed, (env, mdp.gamma, *run, *shared)) for key, run in runs.items()]
+    with progress_bar(progress) as bar:
+        task = bar.add_task(f"{mdp.name}: trained (N, seed)", total=len(tasks))
+        done = map_tasks(tasks, workers, scheduler, lambda outcome: bar.advance(task))
+    outputs = dict(zip(runs.values(), done, strict=True))
+    return {
+        n: tuple(np.stack([outputs[n, seed][i] for seed in seeds]) for i in (0, 1)) for n in sizes
+    }
+
+
+def _compare(
+    mdp: FiniteMDP,
+    law: NetworkLaw,
+    rates: Rates,
+    seeds: tuple[int, ...],
+    times: np.ndarray,
+    trained: dict[int, tuple[np.ndarray, np.ndarray]],
 ) -> tuple[pd.DataFrame, dict[int, np.ndarray], dict[int, tuple[np.ndarray, np.ndarray]]]:
-    """Train every width on every seed and follow the ODE from each run's start: the metrics
-    table (a row per width, seed and time), per width the sup over times of the distance to
-    the ODE (seeds,) and the (network, ODE) metrics, each (seeds, times, 4)."""
+    """Follow the ODE from each run's start: the metrics table (a row per width, seed and
+    time), per width the sup over times of the distance to the ODE (seeds,) and the (network,
+    ODE) metrics, each (seeds, times, 4)."""
     tables = exact.Tables.of(mdp)
     critic_kernel = kernel(mdp.n_pairs, law)
     field = vector_field(tables, critic_kernel, critic_kernel, rates)
     metrics = _policy_metrics(tables, rates.eta, rates.restart)
     rows, distances, curves = [], {}, {}
-    with progress_bar(progress) as bar:
-        task = bar.add_task("actor-critic", total=len(sizes) * (len(times) - 1))
-        for width in sizes:
-            bar.update(task, description=f"{mdp.name} N={width}")
-            q_net, p_net = _train(tables, width, rates, law, seeds, times, bar, task)
-            q_ode, p_ode = _solve_from_starts(field, q_net, p_net, times)
-            gap = np.maximum(np.abs(q_net - q_ode).max(-1), np.abs(p_net - p_ode).max(-1))
-            distances[width] = gap.max(-1)  # (seeds,)
-            net, ode = _evaluate(metrics, q_net, p_net), _evaluate(metrics, q_ode, p_ode)
-            curves[width] = (net, ode)
-            rows.extend(_rows(width, seeds, times, gap, net, ode))
+    for width, (q_net, p_net) in trained.items():
+        q_ode, p_ode = _solve_from_starts(field, q_net, p_net, times)
+        gap = np.maximum(np.abs(q_net - q_ode).max(-1), np.abs(p_net - p_ode).max(-1))
+        distances[width] = gap.max(-1)  # (seeds,)
+        net, ode = _evaluate(metrics, q_net, p_net), _evaluate(metrics, q_ode, p_ode)
+        curves[width] = (net, ode)
+        rows.extend(_rows(width, seeds, times, gap, net, ode))
     return pd.DataFrame(rows), distances, curves
 
 
@@ -264,22 +291,45 @@ def _summary(
     }
 
 
-def _train(tables, width, rates, law, seeds, times, bar, task):
-    """Outputs of critic and actor on every pair at `times`, each (seeds, times, pairs)."""
-    runner = make_runner(tables, width, rates)
-    keys = jnp.stack([jax.random.PRNGKey(seed) for seed in seeds])
-    states = jax.vmap(lambda key: init_agent(key, tables, width, law))(keys)
-    states, q0, p0 = runner(states, 0)
-    q_seen, p_seen = [np.asarray(q0)], [np.asarray(p0)]
-    steps_done = 0
-    for t in times[1:]:
-        steps = round(t * width) - steps_done
-        states, q, p = runner(states, steps)
-        steps_done += steps
-        q_seen.append(np.asarray(q))
-        p_seen.append(np.asarray(p))
-        bar.advance(task)
-    return np.stack(q_seen, 1), np.stack(p_seen, 1)
+def train_seed(
+    env: str,
+    gamma: float,
+    width: int,
+    seed: int,
+    rates: Rates,
+    law: NetworkLaw,
+    times: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One task: critic and actor of width N from `seed` trained online up to times[-1] (in
+    float64); their outputs on every pair at `times`, each (times, pairs)."""
+    with jax.enable_x64(True):
+        tables = _tables(env, gamma)
+        runner = _runner(env, gamma, width, rates)
+        key = jax.random.PRNGKey(seed)[None]  # a batch of one agent: the runner's shape
+        states = jax.vmap(lambda k: init_agent(k, tables, width, law))(key)
+        states, q0, p0 = runner(states, 0)
+        q_seen, p_seen = [np.asarray(q0[0])], [np.asarray(p0[0])]
+        steps_done = 0
+        for t in times[1:]:
+            steps = round(t * width) - steps_done
+            states, q, p = runner(states, steps)
+            steps_done += steps
+            q_seen.append(np.asarray(q[0]))
+            p_seen.append(np.asarray(p[0]))
+    return np.stack(q_seen), np.stack(p_seen)
+
+
+@functools.lru_cache(maxsize=8)
+def _tables(env: str, gamma: float) -> exact.Tables:
+    """The MDP's tables, made once per process (float64)."""
+    with jax.enable_x64(True):
+        return exact.Tables.of(make_mdp(env, gamma))
+
+
+@functools.lru_cache(maxsize=8)
+def _runner(env: str, gamma: float, width: int, rates: Rates) -> Any:
+    """make_runner for the MDP and width, made (and compiled) once per process."""
+    return make_runner(_tables(env, gamma), width, rates)
 
 
 def _ends(runs: pd.DataFrame, t_last: float) -> dict[str, float]:
@@ -311,14 +361,12 @@ def _plot_distance(path: Path, distances: dict[int, np.ndarray], slope: float | 
 
 def _plot_curves(path: Path, curves, times: np.ndarray, summary: dict[str, Any]) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    shown = (0, 2, 3)  # critic error, objective, |grad J| of `_evaluate`
     for width, (net, _) in curves.items():
-        axes[0].plot(times, net[:, :, 0].mean(0), label=f"N={width}")
-        axes[1].plot(times, net[:, :, 2].mean(0), label=f"N={width}")
-        axes[2].plot(times, net[:, :, 3].mean(0), label=f"N={width}")
-    net, ode = curves[max(curves)]
-    axes[0].plot(times, ode[:, :, 0].mean(0), "k--", label="ODE")
-    axes[1].plot(times, ode[:, :, 2].mean(0), "k--", label="ODE")
-    axes[2].plot(times, ode[:, :, 3].mean(0), "k--", label="ODE")
+        for ax, column in zip(axes, shown, strict=True):
+            ax.plot(times, net[:, :, column].mean(0), label=f"N={width}")
+    for ax, column in zip(axes, shown, strict=True):
+        ax.plot(times, curves[max(curves)][1][:, :, column].mean(0), "k--", label="ODE")
     axes[1].axhline(summary["optimal_objective"], color="g", lw=1, label="optimum (DP)")
     axes[1].axhline(
         summary["optimal_objective_eta_greedy"], color="g", ls=":", lw=1, label="best eta-greedy"

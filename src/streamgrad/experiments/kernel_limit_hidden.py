@@ -15,11 +15,14 @@ instances"), the experiment records, against the project's reconstruction of the
 The simulation is a jitted, chunked `lax.scan` in float32 that carries only the memory u: per
 step it computes the N units, the memory and the two moments in one pass, so nothing of size
 N x K exists (the last step's units are recomputed from u_{K-1} for the histogram). Paths run
-`2^20 / N` at a time (vmap); the number of paths at size N is min(paths, budget / (N K)).
+`2^20 / N` at a time (vmap); the number of paths at size N is min(paths, budget / (N K)). Each
+such batch is one task of the sweep executor (`--workers`, `--scheduler`: sweep/executor.py),
+which gives bitwise the same numbers wherever the tasks run.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from pathlib import Path
@@ -29,7 +32,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from rich.progress import Progress
 from scipy import stats
 
 from streamgrad.cells import Cell, make_cell
@@ -37,6 +39,7 @@ from streamgrad.data.synthetic import ar1
 from streamgrad.experiments import kernel_limit_plots as plots
 from streamgrad.progress import progress_bar
 from streamgrad.reporting import Column, loglog_slope, render_table, versions, write_json
+from streamgrad.sweep.executor import Outcome, Task, map_tasks
 from streamgrad.theory import hidden_law, limit_memory
 from streamgrad.theory.limits import SharedLaws
 
@@ -131,9 +134,12 @@ def run(
     seed: int = 0,
     cell_options: dict[str, Any] | None = None,
     progress: bool = True,
+    workers: int | None = 0,
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Run the sweep over `sizes`; `quick` replaces sizes, steps, paths and budget by QUICK.
-    `budget` caps paths x N x K per size (unit-steps; 5e11 is about 6 minutes on 2 cores)."""
+    `budget` caps paths x N x K per size (unit-steps; 5e11 is about 6 minutes on 2 cores).
+    The batches of paths run on `make_executor(workers, scheduler)` (default: this process)."""
     if quick:
         sizes, steps, paths = QUICK["sizes"], QUICK["steps"], QUICK["paths"]
         budget = QUICK["budget"]
@@ -147,71 +153,94 @@ def run(
     xs = data_paths(max(counts.values()), steps, seed)
     limit = limit_memory(options, xs)  # (P, K+1)
     grid = _time_average_grid(steps)
-    results = []
+    batches = {
+        f"N={n} paths={b.start}-{b.stop - 1}": (n, b) for n in sizes for b in _batches(n, counts[n])
+    }
+    shared = (grid, options, seed)
+    tasks = [
+        Task(key, simulate_batch, (n, b, xs[b.start : b.stop], limit[b.start : b.stop], *shared))
+        for key, (n, b) in batches.items()
+    ]
     with progress_bar(progress) as bar:
-        for n in sizes:
-            task = bar.add_task(f"N = {n:,}", total=counts[n] * steps)
-            results.append(_one_size(n, counts[n], xs, limit, grid, options, seed, bar, task))
+        bars = {n: bar.add_task(f"N = {n:,}", total=counts[n] * steps) for n in sizes}
+
+        def finished(outcome: Outcome) -> None:
+            n, batch = batches[outcome.key]
+            bar.advance(bars[n], len(batch) * steps)
+
+        pieces = map_tasks(tasks, workers, scheduler, finished)
+    sizes_of = [n for n, _ in batches.values()]
+    results = [
+        _one_size(
+            n, [p for m, p in zip(sizes_of, pieces, strict=True) if m == n], xs, limit, options
+        )
+        for n in sizes
+    ]
     limit_averages = _limit_time_averages(options, xs, limit, grid)
     return _finish(out, results, limit_averages, grid, steps, seed, options, started)
 
 
-def _one_size(
+def _batches(n: int, count: int) -> list[range]:
+    """The paths 0..count-1 at size n in batches of UNITS_PER_BATCH / n (one vmapped program
+    and one executor task each)."""
+    per_batch = max(1, UNITS_PER_BATCH // n)
+    return [range(begin, min(begin + per_batch, count)) for begin in range(0, count, per_batch)]
+
+
+def simulate_batch(
     n: int,
-    count: int,
+    batch: range,
     xs: np.ndarray,
     limit: np.ndarray,
     grid: np.ndarray,
     options: dict[str, Any],
     seed: int,
-    bar: Progress,
-    task: Any,
 ) -> dict[str, Any]:
-    """Simulate `count` paths at size n: per-path rows, histograms and time-average curves."""
+    """One task: the paths `batch` (their inputs xs (B, K, d) and limit memory (B, K+1)) at
+    size n. Returns their rows of paths.csv, histograms of the last units (B, BINS) and time
+    averages of the moments at the grid (B, 2, G)."""
     cell = make_cell("meanfield", n, xs.shape[2], **options)
-    per_batch = max(1, UNITS_PER_BATCH // n)
-    rows, densities, averages = [], [], []
     edges = np.linspace(*_support(options), BINS + 1)
-    for begin in range(0, count, per_batch):
-        batch = range(begin, min(begin + per_batch, count))
-        tic = time.perf_counter()
-        weights = _init_weights(cell, seed, batch)
-
-        def advance(chunk_steps: int, size: int = len(batch)) -> None:
-            bar.advance(task, chunk_steps * size)
-
-        memory, first, second, last = simulate(
-            cell, weights, xs[batch.start : batch.stop], advance=advance
+    tic = time.perf_counter()
+    memory, first, second, last = simulate(cell, _init_weights(cell, seed, batch), xs)
+    seconds = (time.perf_counter() - tic) / len(batch)
+    averages = np.stack([_running_mean(m)[:, grid - 1] for m in (first, second)], 1)
+    rows, densities = [], []
+    for j, path in enumerate(batch):
+        law = hidden_law(options, xs[j, -1], limit[j, -2])
+        units = last[j].astype(np.float64)
+        densities.append(np.histogram(units, edges, density=True)[0])
+        rows.append(
+            {
+                "N": n,
+                "path": path,
+                "memory_error": float(np.max(np.abs(memory[j] - limit[j]))),
+                "ks": float(stats.kstest(units, law.cdf).statistic),
+                "time_average_1": float(averages[j, 0, -1]),
+                "time_average_2": float(averages[j, 1, -1]),
+                "seconds": seconds,
+            }
         )
-        seconds = (time.perf_counter() - tic) / len(batch)
-        batch_averages = np.stack([_running_mean(m)[:, grid - 1] for m in (first, second)], 1)
-        averages.append(batch_averages)
-        for j, path in enumerate(batch):
-            law = hidden_law(options, xs[path, -1], limit[path, -2])
-            units = last[j].astype(np.float64)
-            densities.append(np.histogram(units, edges, density=True)[0])
-            rows.append(
-                {
-                    "N": n,
-                    "path": path,
-                    "memory_error": float(np.max(np.abs(memory[j] - limit[path]))),
-                    "ks": float(stats.kstest(units, law.cdf).statistic),
-                    "time_average_1": float(batch_averages[j, 0, -1]),
-                    "time_average_2": float(batch_averages[j, 1, -1]),
-                    "seconds": seconds,
-                }
-            )
+    return {"rows": rows, "densities": np.stack(densities), "averages": averages}
+
+
+def _one_size(
+    n: int, pieces: list[dict[str, Any]], xs: np.ndarray, limit: np.ndarray, options: dict[str, Any]
+) -> dict[str, Any]:
+    """The batches of size n put together (per-path rows, histograms, time-average curves),
+    with the pooled limit density of the hidden units."""
+    count = sum(len(piece["rows"]) for piece in pieces)
     law = hidden_law(options, xs[:count, -1], limit[:count, -2])
     fine = np.linspace(*_support(options), 401)[1:-1]
     return {
         "N": n,
         "paths": count,
-        "rows": rows,
-        "edges": edges,
-        "densities": np.stack(densities),
+        "rows": [row for piece in pieces for row in piece["rows"]],
+        "edges": np.linspace(*_support(options), BINS + 1),
+        "densities": np.concatenate([piece["densities"] for piece in pieces]),
         "fine": fine,
-        "limit_density": law.pdf(fine[:, None]).mean(axis=1),
-        "averages": np.concatenate(averages),  # (P, 2, G)
+        "limit_density": _path_mean(law.pdf(fine[:, None]).T),
+        "averages": np.concatenate([piece["averages"] for piece in pieces]),  # (P, 2, G)
     }
 
 
@@ -302,60 +331,38 @@ def _per_size_table(
     return per_size, widths
 
 
+def _path_mean(values: np.ndarray) -> np.ndarray:
+    """The mean over the first axis (paths), summed in path order: numpy's mean may sum in an
+    order that depends on the array's memory address, and the results must not."""
+    return np.add.accumulate(values, axis=0)[-1] / len(values)
+
+
 def _time_average_table(
     results: list[dict[str, Any]], limit_averages: np.ndarray, grid: np.ndarray
 ) -> pd.DataFrame:
     """Per N and p: min, max and mean over paths of the time averages at the grid's k, and the
     mean of the limit's."""
-    return pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    "N": result["N"],
-                    "p": p,
-                    "k": grid,
-                    "min": result["averages"][:, p - 1].min(axis=0),
-                    "max": result["averages"][:, p - 1].max(axis=0),
-                    "mean": result["averages"][:, p - 1].mean(axis=0),
-                    "limit_mean": limit_averages[: result["paths"], p - 1].mean(axis=0),
-                }
-            )
-            for result in results
-            for p in (1, 2)
-        ]
-    )
+    frames = []
+    for result, p in itertools.product(results, (1, 2)):
+        values, limit = result["averages"][:, p - 1], limit_averages[: result["paths"], p - 1]
+        columns = {"min": values.min(axis=0), "max": values.max(axis=0)}
+        columns.update(mean=_path_mean(values), limit_mean=_path_mean(limit))
+        frames.append(pd.DataFrame({"N": result["N"], "p": p, "k": grid, **columns}))
+    return pd.concat(frames)
 
 
 def _histogram_table(results: list[dict[str, Any]]) -> pd.DataFrame:
+    """Per N the curves of histograms.png: one per path, the pooled one and the limit's."""
     frames = []
     for result in results:
         centers = 0.5 * (result["edges"][1:] + result["edges"][:-1])
-        for path, density in enumerate(result["densities"]):
+        curves = [(f"path {path}", centers, d) for path, d in enumerate(result["densities"])]
+        curves.append(("pooled", centers, _path_mean(result["densities"])))
+        curves.append(("limit", result["fine"], result["limit_density"]))
+        for name, s, density in curves:
             frames.append(
-                pd.DataFrame(
-                    {"N": result["N"], "curve": f"path {path}", "s": centers, "density": density}
-                )
+                pd.DataFrame({"N": result["N"], "curve": name, "s": s, "density": density})
             )
-        frames.append(
-            pd.DataFrame(
-                {
-                    "N": result["N"],
-                    "curve": "pooled",
-                    "s": centers,
-                    "density": result["densities"].mean(axis=0),
-                }
-            )
-        )
-        frames.append(
-            pd.DataFrame(
-                {
-                    "N": result["N"],
-                    "curve": "limit",
-                    "s": result["fine"],
-                    "density": result["limit_density"],
-                }
-            )
-        )
     return pd.concat(frames, ignore_index=True)
 
 

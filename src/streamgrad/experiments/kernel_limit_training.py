@@ -20,6 +20,7 @@ project's reconstruction of the limit (docs/theory.md, section 2; `streamgrad.th
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from pathlib import Path
@@ -39,6 +40,7 @@ from streamgrad.online import OnlineLearner
 from streamgrad.optim import make_optimizer, make_schedule
 from streamgrad.progress import progress_bar
 from streamgrad.reporting import Column, loglog_slope, render_table, versions, write_json
+from streamgrad.sweep.executor import Task, map_tasks
 from streamgrad.theory import empirical_ntk, kernel_ode, limit_ntk
 from streamgrad.theory.ntk import batch_outputs
 
@@ -76,40 +78,28 @@ def run(
     n_times: int = 10,
     cell_options: dict[str, Any] | None = None,
     progress: bool = True,
+    workers: int | None = 0,
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Train at every size and seed; `quick` replaces sizes, seeds and samples by QUICK.
-    `samples` = M stationary windows for E_pi, `evaluations` = E evaluation windows."""
+    `samples` = M stationary windows for E_pi, `evaluations` = E evaluation windows. Every
+    (N, seed) is one task of `make_executor(workers, scheduler)` (default: this process)."""
     if quick:
         sizes, seeds, samples = QUICK["sizes"], QUICK["seeds"], QUICK["samples"]
     if seeds < 1 or samples < 1 or evaluations < 1 or n_times < 1 or horizon <= 0:
         raise ValueError("seeds, samples, evaluations, n_times and horizon must be positive")
     options = {"coupling": "shared", **(cell_options or {})}
     started = time.perf_counter()
-    evals = windows(evaluations, WINDOW, EVAL_SEED)
-    sampled = windows(samples, WINDOW, SAMPLE_SEED)
-    histories = np.concatenate([sampled, evals])
-    kernel = limit_ntk(options, histories, by_leaf=True)
-    limit = sum(kernel.values())
-    targets = AR_PHI * sampled[:, -1, 0]  # E[Y | Z] for AR(1)
-    rows, curves = [], []
-    with jax.enable_x64(True), progress_bar(progress) as bar:
-        for n in sizes:
-            chunk = max(1, round(n * horizon / n_times))  # steps between two records
-            task = bar.add_task(f"N = {n:,}", total=seeds * chunk * n_times)
-            model = make_model("meanfield", n, histories.shape[2], beta=0.5, **options)
-            optimizer = make_optimizer("sgd", make_schedule("constant", alpha / n))
-            learner = OnlineLearner(rtrl(model), optimizer)  # one per N: compiled once
-            for seed in range(seeds):
-
-                def advance(
-                    done: int, task: Any = task, offset: int = seed * chunk * n_times
-                ) -> None:
-                    bar.update(task, completed=offset + done)
-
-                setting = (seed, chunk, n_times, alpha)
-                row, curve = _one_run(learner, setting, histories, samples, limit, targets, advance)
-                rows.append(row)
-                curves.append(curve)
+    histories = _histories(samples, evaluations)
+    limit = sum(limit_ntk(options, histories, by_leaf=True).values())  # computed here only
+    targets = AR_PHI * histories[:samples, -1, 0]  # E[Y | Z] for AR(1)
+    setting = (tuple(sorted(options.items())), samples, evaluations, limit[samples:, samples:])
+    shared = (horizon, alpha, n_times, *setting)
+    runs = {f"N={n} seed={seed}": (n, seed) for n in sizes for seed in range(seeds)}
+    tasks = [Task(key, train_one, (*run, *shared)) for key, run in runs.items()]
+    with progress_bar(progress) as bar:
+        bars = {n: bar.add_task(f"N = {n:,}", total=seeds) for n in sizes}
+        done = map_tasks(tasks, workers, scheduler, lambda o: bar.advance(bars[runs[o.key][0]]))
     settings = {
         "sizes": list(sizes),
         "seeds": seeds,
@@ -121,21 +111,61 @@ def run(
         "n_times": n_times,
         "cell_options": options,
     }
-    return _finish(out, rows, curves, settings, started)
+    done = [_with_ode(result, limit, targets, samples, alpha) for result in done]
+    return _finish(out, [row for row, _ in done], [curve for _, curve in done], settings, started)
+
+
+def train_one(
+    n: int,
+    seed: int,
+    horizon: float,
+    alpha: float,
+    n_times: int,
+    options: tuple[tuple[str, Any], ...],
+    samples: int,
+    evaluations: int,
+    limit: np.ndarray,
+) -> dict[str, Any]:
+    """One task: the network of size n and parameter seed `seed` trained to `horizon` (N T
+    steps), recorded n_times times, in float64 (what `_one_run` returns); `limit` = the limit
+    kernel on the E evaluation windows (E, E). The windows and the compiled learner are made
+    once per process; the kernel comes from the caller, as BLAS threads can move its last bit."""
+    histories = _histories(samples, evaluations)
+    chunk = max(1, round(n * horizon / n_times))  # steps between two records
+    with jax.enable_x64(True):
+        learner = _learner(n, alpha, options)
+        return _one_run(learner, (seed, chunk, n_times), histories, samples, limit)
+
+
+@functools.lru_cache(maxsize=4)
+def _histories(samples: int, evaluations: int) -> np.ndarray:
+    """M sampled then E evaluation windows, (M + E, WINDOW, 1)."""
+    sampled = windows(samples, WINDOW, SAMPLE_SEED)
+    return np.concatenate([sampled, windows(evaluations, WINDOW, EVAL_SEED)])
+
+
+@functools.lru_cache(maxsize=4)
+def _learner(n: int, alpha: float, options: tuple[tuple[str, Any], ...]) -> OnlineLearner:
+    """RTRL with SGD at alpha / N on the beta = 1/2 network of size n (float64, compiled once
+    per size in each process)."""
+    model = make_model("meanfield", n, 1, beta=0.5, **dict(options))
+    optimizer = make_optimizer("sgd", make_schedule("constant", alpha / n))
+    return OnlineLearner(rtrl(model), optimizer)
 
 
 def _one_run(
     learner: OnlineLearner,
-    setting: tuple[int, int, int, float],
+    setting: tuple[int, int, int],
     histories: np.ndarray,
     samples: int,
     limit: np.ndarray,
-    targets: np.ndarray,
-    advance: Any,
-) -> tuple[dict[str, Any], pd.DataFrame]:
+) -> dict[str, Any]:
     """One network (the learner's model, seed) trained for chunk * n_times steps, recorded
-    every chunk."""
-    seed, chunk, n_times, alpha = setting
+    every chunk: its row of runs.csv without the ODE columns, its initial outputs f0 on
+    `histories` (M + E,), its outputs on the evaluation windows at each record (n_times + 1, E)
+    and the times t = k / N of the records. `limit`: the limit kernel on the evaluation
+    windows (E, E)."""
+    seed, chunk, n_times = setting
     tic = time.perf_counter()
     evals = histories[samples:]
     model = learner.algorithm.model
@@ -152,38 +182,49 @@ def _one_run(
 
     def record(state: Any, history: Any) -> None:
         network.append(batch_outputs(model, state.params, evals))
-        advance(len(history.losses))
 
     state, history = learner.fit(
         learner.init(params), stream.inputs, stream.targets, chunk_size=chunk, on_chunk=record
     )
-    times = np.arange(n_times + 1) * chunk / n
-    ode = kernel_ode(limit, targets, f0, 2.0 * alpha, times)[:, samples:]
-    network = np.stack(network)  # (n_times + 1, E)
     theta_end = empirical_ntk(model, state.params, evals)
     row = {
         "N": n,
         "seed": seed,
-        "ntk_error": _relative(theta0, limit[samples:, samples:]),
+        "ntk_error": _relative(theta0, limit),
         "ntk_drift": _relative(theta_end, theta0),
         "memory_share": float(np.linalg.norm(theta0 - direct) / np.linalg.norm(theta0)),
         "b_share": float(np.linalg.norm(blocks["cell/B"]) / np.linalg.norm(theta0)),
-        "ode_distance": float(np.max(np.abs(network - ode))),
-        "ode_movement": float(np.max(np.abs(ode - ode[0]))),
         "loss": float(history.losses.mean()),
         "seconds": time.perf_counter() - tic,
     }
+    times = np.arange(n_times + 1) * chunk / n
+    return {"row": row, "f0": f0, "network": np.stack(network), "times": times}
+
+
+def _with_ode(
+    run: dict[str, Any], limit: np.ndarray, targets: np.ndarray, samples: int, alpha: float
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """A run's row of runs.csv and its output curves against the kernel ODE started from its
+    own initial outputs. Solved here, in the calling process, not in the task: LAPACK's eigh
+    moves in the last bit with the number of BLAS threads, which a worker may not share."""
+    times, network = run["times"], run["network"]  # (n_times + 1,), (n_times + 1, E)
+    ode = kernel_ode(limit, targets, run["f0"], 2.0 * alpha, times)[:, samples:]
+    row = dict(run["row"])
+    tail = {key: row.pop(key) for key in ("loss", "seconds")}
+    row["ode_distance"] = float(np.max(np.abs(network - ode)))
+    row["ode_movement"] = float(np.max(np.abs(ode - ode[0])))
+    evals = network.shape[1]
     curve = pd.DataFrame(
         {
-            "N": n,
-            "seed": seed,
-            "t": np.repeat(times, len(evals)),
-            "history": np.tile(np.arange(len(evals)), len(times)),
+            "N": row["N"],
+            "seed": row["seed"],
+            "t": np.repeat(times, evals),
+            "history": np.tile(np.arange(evals), len(times)),
             "network": network.ravel(),
             "ode": ode.ravel(),
         }
     )
-    return row, curve
+    return {**row, **tail}, curve
 
 
 METRICS = ("ntk_error", "ntk_drift", "memory_share", "b_share", "ode_distance")

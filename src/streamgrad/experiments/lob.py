@@ -36,6 +36,7 @@ from streamgrad.config import TrainConfig
 from streamgrad.data.dataset import Stream
 from streamgrad.data.lob_features import FeatureFrame, lob_stream
 from streamgrad.data.lobster import LobsterDay, read_lobster
+from streamgrad.ensemble import base_lr, with_lrs
 from streamgrad.errors import UserError
 from streamgrad.experiments.lob_report import write_plots, write_report
 from streamgrad.metrics import ClassificationMetrics
@@ -99,10 +100,11 @@ def rnn_predictions(
     checkpoint_every: int,
     resume: bool,
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Outputs (T, K) and steps per second of one online run per labelled config, each
+    """Outputs (T, K) and facts (steps per second, steps between updates, the learning rate:
+    for an ensemble the one chosen most often) of one online run per labelled config, each
     checkpointing into out/checkpoints/<label>/ and resuming from there when it can; the
     progress bars show the log-loss against the evaluation `labels` (T,), as the table does."""
-    predictions, speeds = {}, {}
+    predictions, facts = {}, {}
     for label, config in configs.items():
         folder = out / "checkpoints" / label.replace(" ", "-").replace(":", "_")
         result = train_on_stream(
@@ -117,8 +119,29 @@ def rnn_predictions(
             scored_by=labels,
         )
         predictions[label] = result.history.outputs
-        speeds[label] = result.summary["steps_per_second"]
-    return predictions, speeds
+        facts[label] = {
+            "steps_per_second": result.summary["steps_per_second"],
+            "updates_every": _updates_every(config),
+            "lr": _lr_used(config, result.state),
+        }
+    return predictions, facts
+
+
+def _updates_every(config: TrainConfig) -> int:
+    """Steps between parameter updates of the config's algorithm (1 for every step)."""
+    from streamgrad.gradients import make_algorithm
+    from streamgrad.model import make_model
+
+    algorithm = make_algorithm(config.algorithm_spec, make_model(config.cell, 2, 1))
+    return algorithm.every or 1
+
+
+def _lr_used(config: TrainConfig, state: Any) -> float:
+    """The run's learning rate; for an ensemble the rate it chose at the most steps."""
+    if not isinstance(config.lr, tuple):
+        return config.lr
+    counts = np.asarray(state.counts)
+    return config.lr[int(np.argmax(counts))]
 
 
 def baseline_predictions(
@@ -128,17 +151,20 @@ def baseline_predictions(
     *,
     labels: np.ndarray,
     optimizer: str,
-    lr: float,
+    lr: float | tuple[float, ...],
     chunk: int,
     progress: bool,
 ) -> dict[str, np.ndarray]:
     """Outputs (T, K) of the baselines on the training stream (labels revealed as for the
     RNNs), mid (T,) the mid price; the logistic regression learns with the RNNs' optimizer
-    and constant learning rate, in chunks of `chunk` steps."""
-    schedule = make_schedule("constant", lr)
+    and constant learning rate (or, for several rates, their online ensemble, as the RNNs),
+    in chunks of `chunk` steps."""
+    schedule = make_schedule("constant", base_lr(lr))
     learner, state = logistic_regression(
         training.input_dim, n_classes, make_optimizer(optimizer, schedule)
     )
+    learner = with_lrs(learner, lr)
+    state = learner.init(state.params)
     _, history = learner.fit(
         state,
         training.inputs,
@@ -158,7 +184,7 @@ def baseline_predictions(
 def write_predictions(
     out: Path,
     predictions: dict[str, np.ndarray],
-    speeds: dict[str, float],
+    facts: dict[str, dict[str, Any]],
     training: Stream,
     labels: np.ndarray,
     frame: FeatureFrame,
@@ -167,7 +193,7 @@ def write_predictions(
     probability of an up move per sample and method) and the plots; returns the table."""
     table = pd.DataFrame(
         [
-            {"method": m, **evaluate(p, labels), "steps_per_second": speeds.get(m)}
+            {"method": m, **evaluate(p, labels), **facts.get(m, {"updates_every": 1})}
             for m, p in predictions.items()
         ]
     )
@@ -254,10 +280,10 @@ def run(
     dt: float = 1.0,
     classes: int = 2,
     cells: tuple[str, ...] = ("elman",),
-    algorithms: tuple[str, ...] = ("rtrl", "tbptt:10", "tbptt:1"),
+    algorithms: tuple[str, ...] = ("rtrl", "tbptt:1:10", "rtrl:every=10", "tbptt:10"),
     hidden: int = 32,
     optimizer: str = "adam",
-    lr: float = 1e-3,
+    lr: float | tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
     seed: int = 0,
     skip_invalid: bool = False,
     progress: bool = False,
@@ -278,7 +304,7 @@ def run(
         for cell in cells
         for algorithm in algorithms
     }
-    predictions, speeds = rnn_predictions(
+    predictions, facts = rnn_predictions(
         out,
         training,
         stream_key,
@@ -298,7 +324,7 @@ def run(
         chunk=chunk,
         progress=progress,
     )
-    table = write_predictions(out, predictions, speeds, training, stream.targets, frame)
+    table = write_predictions(out, predictions, facts, training, stream.targets, frame)
     settings = {"sampling": sampling, "dt": dt if sampling == "clock" else None, "classes": classes}
     summary = {
         "experiment": "lob",
@@ -319,6 +345,8 @@ def table_text(table: list[dict[str, Any]]) -> str:
 
     columns = [
         Column("method", align="left"),
+        Column("updates_every", "update every"),
+        Column("lr", spec="g"),
         Column("accuracy_day", "acc", ".3f"),
         Column("balanced_accuracy_day", "bal.acc", ".3f"),
         Column("log_loss_day", "logloss", ".4f"),

@@ -8,7 +8,12 @@ are estimated by exact RTRL on an independent long run of the process, with thei
 noise floor (theory/stationary.py). TBPTT(tau) with tau far below the regime's memory runs on
 the same streams from the same initial parameters with the same schedule per stream step
 (k_0 / tau in its own update count, since it updates once every tau steps). Several seeds
-(each: its own initial parameters and stream), all run side by side with `jax.vmap`.
+(each: its own initial parameters and stream).
+
+Each algorithm and block of up to SEED_BLOCK seeds is one task of the sweep executor
+(`--workers`, `--scheduler`; sweep/executor.py): it trains the block's seeds side by side
+with `jax.vmap` and estimates at every checkpoint. A seed's stream, initial parameters and
+estimation runs depend only on the seed, so the numbers are the same wherever tasks run.
 
 Expected (docs/theory.md): RTRL's |grad L(theta_k)| falls to the noise floor of the estimate;
 TBPTT settles where its own biased gradient vanishes, and there |grad L| stays well above
@@ -18,35 +23,37 @@ SnAp-1 and RFLO, next to the contraction rate of the chain.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from rich.progress import Progress
 
 from streamgrad.batched import init_batched, run_batched
 from streamgrad.data.processes import MarkovModulatedAR
 from streamgrad.errors import UserError
+from streamgrad.experiments.rtrl_convergence_plots import plot_bias, plot_convergence
 from streamgrad.gradients import make_algorithm, rtrl
 from streamgrad.model import Model, make_model
 from streamgrad.online import OnlineLearner
 from streamgrad.optim import make_optimizer, make_schedule
-from streamgrad.reporting import Column, render_table, save_figure, versions, write_json
-from streamgrad.theory.fixed_point import Coupling, contraction_bound, coupling
+from streamgrad.progress import progress_bar
+from streamgrad.reporting import Column, render_table, versions, write_json
+from streamgrad.sweep.executor import Task, map_tasks
+from streamgrad.theory.fixed_point import contraction_bound, coupling
 from streamgrad.theory.stationary import batch_means, gradient_bias, summarize
 
 # The project's choices (docs/theory.md section 1): a process whose target needs a long
 # memory, a network that starts with its memory switched on, and sizes that show the result.
 PROCESS = MarkovModulatedAR(means=(-1.0, 1.0), sigmas=(2.0, 2.0), phi=0.2, stay=0.97)
 RECURRENT_MEAN = 0.9
-DEFAULT = {"steps": 3_000_000, "checkpoints": 12, "estimate_steps": 100_000}
+DEFAULT = {"steps": 3_000_000, "checkpoints": 12, "estimate_steps": 250_000}
 QUICK = {"steps": 60_000, "checkpoints": 5, "estimate_steps": 20_000}
+SEED_BLOCK = 5  # seeds trained side by side in one task (vmap is far cheaper than a loop)
 BIAS_TAUS = (1, 2, 4, 8, 16)
 BIAS_SPECS = (
     *(f"tbptt:1:{tau}" for tau in BIAS_TAUS),  # every step, back tau steps: bias ~ r^tau
@@ -55,6 +62,36 @@ BIAS_SPECS = (
     "snap1",
     "rflo",
 )
+# Seeds of the process's runs (path p of run seed s is drawn from (s, p)): training streams
+# (TRAIN, seed), estimation runs (ESTIMATE + algorithm index, seed x checkpoints + mark).
+TRAIN, ESTIMATE, BIAS, CHAIN = 0, 1_000, 99, 98
+
+
+def network(coupling_kind: str, hidden: int) -> Model:
+    """The studies' meanfield network (one input, beta = 1/2, memory switched on)."""
+    return make_model("meanfield", hidden, 1, coupling=coupling_kind, recurrent_mean=RECURRENT_MEAN)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What every task of one run needs: plain values, since tasks travel to Dask workers."""
+
+    coupling_kind: str
+    hidden: int
+    steps: int
+    marks: tuple[int, ...]
+    chunk: int
+    schedule: tuple[float, float, float]  # alpha_0, k_0, rho
+    estimate_steps: int
+    burn_in: int
+    batches: int
+
+    def model(self) -> Model:
+        return network(self.coupling_kind, self.hidden)
+
+    @property
+    def estimate(self) -> dict[str, int]:
+        return {"steps": self.estimate_steps, "burn_in": self.burn_in, "batches": self.batches}
 
 
 def run(
@@ -65,52 +102,50 @@ def run(
     coupling_kind: str = "shared",
     hidden: int = 32,
     taus: tuple[int, ...] = (1, 2, 3),
-    lr: float = 0.04,
+    lr: float = 0.02,
     k0: float = 1_000.0,
     rho: float = 1.0,
     batches: int = 20,
     burn_in: int = 1_000,
     progress: bool = True,
+    workers: int | None = 0,
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Train, estimate, plot; writes convergence.csv, training.csv, bias.csv, summary.json,
-    convergence.png and bias.png into `out` (an existing folder)."""
+    convergence.png and bias.png into `out` (an existing folder). The tasks run on
+    `make_executor(workers, scheduler)` (default: this process)."""
     if not taus or min(taus) < 1:
         raise UserError(f"taus: need TBPTT windows >= 1, got {taus}")
     size = QUICK if quick else DEFAULT
-    steps = size["steps"]
-    estimate = {"steps": size["estimate_steps"], "burn_in": burn_in, "batches": batches}
-    model = make_model(
-        "meanfield", hidden, 1, coupling=coupling_kind, recurrent_mean=RECURRENT_MEAN
-    )
+    chunk = max(100, size["steps"] // 2000)
+    marks = _checkpoints(size["steps"], size["checkpoints"], chunk)
+    setup = Setup(
+        coupling_kind, hidden, size["steps"], tuple(int(m) for m in marks), chunk,
+        (lr, k0, rho), size["estimate_steps"], burn_in, batches,
+    )  # fmt: skip
     specs = ["rtrl", *(f"tbptt:{tau}" for tau in taus)]
-    chunk = max(100, steps // 2000)
-    marks = _checkpoints(steps, size["checkpoints"], chunk)
-    paths = PROCESS.paths(steps, seeds, seed=0)
-    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
-    with Progress(disable=not progress) as bar:
-        table, training = _train_and_estimate(
-            model, specs, keys, paths, marks, chunk, (lr, k0, rho), bar, **estimate
+    tasks = _tasks(setup, specs, seeds)
+    with progress_bar(progress) as bar:
+        bar_task = bar.add_task("train and estimate", total=len(tasks))
+        *parts, (bias_rows, merge_rate) = map_tasks(
+            tasks, workers, scheduler, lambda outcome: bar.advance(bar_task)
         )
-        bias_table, chain = _bias_at_theta0(model, model.init(keys[0]), bar, **estimate)
-    table.to_csv(out / "convergence.csv", index=False)
-    training.to_csv(out / "training.csv", index=False)
-    bias_table.to_csv(out / "bias.csv", index=False)
-    algorithms = {spec: _aggregate(table[table.algorithm == spec]) for spec in specs}
-    _plot_convergence(out / "convergence.png", table, specs)
-    _plot_bias(out / "bias.png", bias_table, chain.merge_rate)
+    table = _write_tables(out, parts, bias_rows)
+    plot_convergence(out / "convergence.png", table, specs)
+    plot_bias(out / "bias.png", pd.DataFrame(bias_rows), merge_rate)
     summary = {
         "experiment": "rtrl-convergence",
         "quick": quick,
         "seeds": seeds,
-        **_setup_summary(coupling_kind, hidden, (lr, k0, rho)),
-        "training_steps": steps,
-        "checkpoints": [int(m) for m in marks],
-        "estimate": estimate,
-        "algorithms": algorithms,
-        "bias_at_theta0": bias_table.to_dict(orient="records"),
+        **_setup_summary(setup),
+        "training_steps": setup.steps,
+        "checkpoints": list(setup.marks),
+        "estimate": setup.estimate,
+        "algorithms": {spec: _aggregate(table[table.algorithm == spec]) for spec in specs},
+        "bias_at_theta0": bias_rows,
         "contraction_at_theta0": {
-            "merge_rate": chain.merge_rate,
-            "contraction_bound": contraction_bound(model),
+            "merge_rate": merge_rate,
+            "contraction_bound": contraction_bound(setup.model()),
         },
         "versions": versions(),
     }
@@ -118,17 +153,40 @@ def run(
     return summary
 
 
-def _setup_summary(
-    coupling_kind: str, hidden: int, schedule: tuple[float, float, float]
-) -> dict[str, Any]:
+def _write_tables(
+    out: Path, parts: list[dict[str, Any]], bias_rows: list[dict[str, Any]]
+) -> pd.DataFrame:
+    """convergence.csv (estimates at the checkpoints), training.csv (losses) and bias.csv;
+    returns the convergence table."""
+    table = pd.DataFrame([row for part in parts for row in part["rows"]])
+    table.to_csv(out / "convergence.csv", index=False)
+    pd.DataFrame([row for part in parts for row in part["losses"]]).to_csv(
+        out / "training.csv", index=False
+    )
+    pd.DataFrame(bias_rows).to_csv(out / "bias.csv", index=False)
+    return table
+
+
+def _tasks(setup: Setup, specs: list[str], seeds: int) -> list[Task]:
+    """A task per algorithm and block of up to SEED_BLOCK seeds, and the bias at theta_0."""
+    blocks = [range(b, min(b + SEED_BLOCK, seeds)) for b in range(0, seeds, SEED_BLOCK)]
+    tasks = [
+        Task(f"{spec} seeds {block.start}-{block.stop - 1}", train_block, (setup, spec, i, block))
+        for i, spec in enumerate(specs)
+        for block in blocks
+    ]
+    return [*tasks, Task("bias at theta_0", bias_at_theta0, (setup,))]
+
+
+def _setup_summary(setup: Setup) -> dict[str, Any]:
     """The process, model and schedule sections of summary.json."""
-    lr, k0, rho = schedule
+    lr, k0, rho = setup.schedule
     return {
-        "process": {**asdict(PROCESS), "mean_sojourn": PROCESS.mean_sojourn},
+        "process": PROCESS.settings(),
         "model": {
             "cell": "meanfield",
-            "coupling": coupling_kind,
-            "hidden": hidden,
+            "coupling": setup.coupling_kind,
+            "hidden": setup.hidden,
             "recurrent_mean": RECURRENT_MEAN,
             "beta": 0.5,
         },
@@ -142,64 +200,55 @@ def _setup_summary(
     }
 
 
-def _train_and_estimate(
-    model: Model,
-    specs: list[str],
-    keys: jax.Array,
-    paths: tuple[np.ndarray, np.ndarray],
-    marks: np.ndarray,
-    chunk: int,
-    schedule: tuple[float, float, float],
-    bar: Progress,
-    *,
-    steps: int,
-    burn_in: int,
-    batches: int,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train every algorithm in `specs` on the seeds' streams `paths` (inputs, targets), each
-    (seeds, T); estimate L and |grad L| at each mark on fresh runs of `burn_in + steps`. The
-    convergence table (a row per algorithm, seed and mark) and the training losses."""
-    estimator = _estimator(model, burn_in, batches)
-    seeds, rows, training = len(keys), [], []
-    for index, spec in enumerate(specs):
-        task = bar.add_task(f"train {spec}", total=paths[0].shape[1])
-        snapshots, losses = _train(
-            model, spec, keys, *paths, marks, chunk, schedule, lambda n, t=task: bar.advance(t, n)
+def initial_keys(seeds: range) -> jax.Array:
+    """The PRNG keys of the seeds' initial parameters (each depends on its seed only)."""
+    return jnp.stack([jax.random.fold_in(jax.random.PRNGKey(0), s) for s in seeds])
+
+
+def train_block(setup: Setup, spec: str, index: int, seeds: range) -> dict[str, list[dict]]:
+    """One task: train algorithm `spec` (the index-th) on the streams of `seeds` side by side;
+    estimate L and |grad L| at each checkpoint on fresh runs of `burn_in + estimate_steps`.
+    Returns the rows of convergence.csv (one per seed and checkpoint) and of training.csv."""
+    with jax.enable_x64(False):  # float32 whatever ran before in this process
+        model = setup.model()
+        inputs, targets = PROCESS.paths(setup.steps, len(seeds), seed=TRAIN, first=seeds.start)
+        snapshots, losses = _train(model, spec, initial_keys(seeds), inputs, targets, setup)
+        # leaves (seeds, checkpoints, ...) -> (seeds x checkpoints, ...): seed-major
+        stacked = jax.tree_util.tree_map(
+            lambda *a: np.stack(a, 1).reshape(-1, *a[0].shape[1:]), *snapshots
         )
-        training.append(pd.DataFrame(losses).assign(algorithm=spec))
-        stacked = jax.tree_util.tree_map(lambda *a: np.concatenate(a), *snapshots)
-        task = bar.add_task(f"estimate {spec}", total=1)
-        estimates = estimator(stacked, len(marks) * seeds, burn_in + steps, 1 + index)
-        bar.advance(task)
-        for position, estimate in enumerate(estimates):
-            mark, seed = divmod(position, seeds)
-            rows.append(
-                {
-                    "algorithm": spec,
-                    "seed": seed,
-                    "step": int(marks[mark]),
-                    "loss": estimate.loss,
-                    "loss_se": estimate.loss_se,
-                    "grad_norm": estimate.grad_norm,
-                    "noise_floor": estimate.noise_floor,
-                }
-            )
-    return pd.DataFrame(rows), pd.concat(training)
+        count = len(setup.marks)
+        estimates = _estimator(model, setup.burn_in, setup.batches)(
+            stacked, setup.burn_in + setup.estimate_steps, ESTIMATE + index, seeds.start * count
+        )
+    rows = [
+        {
+            "algorithm": spec,
+            "seed": seeds.start + position // count,
+            "step": setup.marks[position % count],
+            "loss": estimate.loss,
+            "loss_se": estimate.loss_se,
+            "grad_norm": estimate.grad_norm,
+            "noise_floor": estimate.noise_floor,
+        }
+        for position, estimate in enumerate(estimates)
+    ]
+    losses = [{**row, "seed": seeds.start + row["seed"], "algorithm": spec} for row in losses]
+    return {"rows": rows, "losses": losses}
 
 
-def _bias_at_theta0(
-    model: Model, theta0: Any, bar: Progress, *, steps: int, burn_in: int, batches: int
-) -> tuple[pd.DataFrame, Coupling]:
-    """The bias of each of RTRL and BIAS_SPECS at theta0 against RTRL (`gradient_bias`), a
-    row per spec, and the coupling of the chain at theta0."""
-    task = bar.add_task("gradient bias at theta_0", total=1)
-    specs = ["rtrl", *BIAS_SPECS]
-    bias = gradient_bias(
-        model, theta0, PROCESS, specs, steps=steps, burn_in=burn_in, batches=batches, seed=99
+def bias_at_theta0(setup: Setup) -> tuple[list[dict[str, Any]], float]:
+    """One task: the bias of RTRL and each of BIAS_SPECS at seed 0's theta_0 against RTRL
+    (`gradient_bias`), a row per spec, and the coupling rate of the chain there."""
+    with jax.enable_x64(False):
+        model = setup.model()
+        theta0 = model.init(initial_keys(range(1))[0])
+        specs = ["rtrl", *BIAS_SPECS]
+        bias = gradient_bias(model, theta0, PROCESS, specs, seed=BIAS, **setup.estimate)
+        chain = coupling(model, theta0, PROCESS(2_000, seed=CHAIN), 4)
+    return [{**asdict(b), "spec": spec} for b, spec in zip(bias, specs, strict=True)], float(
+        chain.merge_rate
     )
-    chain = coupling(model, theta0, PROCESS(2_000, seed=98), 4)
-    bar.advance(task)
-    return pd.DataFrame([asdict(b) for b in bias]).assign(spec=specs), chain
 
 
 def _checkpoints(steps: int, count: int, chunk: int) -> np.ndarray:
@@ -214,21 +263,19 @@ def _train(
     keys: jax.Array,
     inputs: np.ndarray,
     targets: np.ndarray,
-    marks: np.ndarray,
-    chunk: int,
-    schedule: tuple[float, float, float],
-    advance: Any,
+    setup: Setup,
 ) -> tuple[list[Any], list[dict[str, Any]]]:
-    """Online SGD on every seed's stream at once; the parameters at each mark (leaves
-    (seeds, ...) numpy) and the mean prequential loss per chunk and seed."""
+    """Online SGD on every stream of inputs (S, T, 1), targets (S, T) at once, from the
+    parameters drawn with `keys` (S,); the parameters at each checkpoint (leaves (S, ...)
+    numpy) and the mean prequential loss per chunk and stream (seed 0..S-1)."""
     algorithm = make_algorithm(spec, model)
-    lr, k0, rho = schedule
+    lr, k0, rho = setup.schedule
     every = int(spec.split(":")[-1]) if spec.startswith("tbptt") else 1  # updates per step
     optimizer = make_optimizer("sgd", make_schedule("robbins-monro", lr, k0=k0 / every, rho=rho))
     learner = OnlineLearner(algorithm, optimizer)
     states = init_batched(learner, keys)
-    snapshots, losses, position = [jax.device_get(states.params)], [], 0
-    for mark in marks[1:]:
+    snapshots, losses, position, chunk = [jax.device_get(states.params)], [], 0, setup.chunk
+    for mark in setup.marks[1:]:
         while position < mark:
             window = slice(position, position + chunk)
             states, (loss, _) = run_batched(
@@ -242,18 +289,18 @@ def _train(
             losses.extend(
                 {"seed": s, "step": position, "loss": float(m)} for s, m in enumerate(means)
             )
-            advance(chunk)
         snapshots.append(jax.device_get(states.params))
     return snapshots, losses
 
 
 def _estimator(model: Model, burn_in: int, batches: int) -> Any:
-    """(params stacked over M items, M, run length, seed) -> M stationary estimates, each on
-    its own independent run of the process."""
+    """(params stacked over M items, run length, seed, first) -> M stationary estimates, item
+    i on path first + i of the process's run `seed` (each its own independent run)."""
     vmapped = jax.jit(jax.vmap(partial(batch_means, rtrl(model), burn_in=burn_in, batches=batches)))
 
-    def estimate(params: Any, count: int, length: int, seed: int) -> list[Any]:
-        inputs, targets = PROCESS.paths(length, count, seed=seed)
+    def estimate(params: Any, length: int, seed: int, first: int) -> list[Any]:
+        count = len(jax.tree_util.tree_leaves(params)[0])
+        inputs, targets = PROCESS.paths(length, count, seed=seed, first=first)
         losses, grads = vmapped(
             params, jnp.asarray(inputs, jnp.float32), jnp.asarray(targets, jnp.float32)
         )
@@ -288,90 +335,6 @@ def _aggregate(rows: pd.DataFrame) -> dict[str, Any]:
         "grad_norm_last_per_seed": last.grad_norm.tolist(),
         "noise_floor_last_per_seed": last.noise_floor.tolist(),
     }
-
-
-def _plot_convergence(path: Path, table: pd.DataFrame, specs: list[str]) -> None:
-    """|grad L(theta_k)| (top) and L(theta_k) (bottom) against k, one column per algorithm:
-    mean over seeds with the standard error of that mean as error bars (the lower bar cut at
-    a tenth of the mean, for the log axis), the mean noise floor dashed."""
-    fig, axes = plt.subplots(
-        2, len(specs), figsize=(4.2 * len(specs), 7), sharex=True, sharey="row", squeeze=False
-    )
-    for column, spec in enumerate(specs):
-        rows = table[table.algorithm == spec]
-        stats = rows.groupby("step")[["grad_norm", "noise_floor", "loss"]].agg(["mean", "sem"])
-        k = stats.index.to_numpy() + 1.0
-
-        top, bottom = axes[0, column], axes[1, column]
-        top.errorbar(
-            k,
-            stats["grad_norm"]["mean"],
-            yerr=_bars(stats["grad_norm"]),
-            marker="o",
-            ms=3,
-            capsize=2,
-            label="|grad L(theta_k)|",
-        )
-        top.plot(k, stats["noise_floor"]["mean"], "k--", lw=1, label="noise floor")
-        bottom.errorbar(
-            k, stats["loss"]["mean"], yerr=_bars(stats["loss"]), marker="o", ms=3, capsize=2
-        )
-        top.set(xscale="log", yscale="log", title=spec)
-        bottom.set(xscale="log", yscale="log", xlabel="step k + 1")
-        top.grid(alpha=0.3, which="both")
-        bottom.grid(alpha=0.3, which="both")
-    axes[0, 0].set_ylabel("|grad L(theta_k)| (estimated)")
-    axes[1, 0].set_ylabel("L(theta_k) (estimated)")
-    axes[0, 0].legend()
-    fig.suptitle("Online training of the meanfield RNN: stationary loss and gradient norm")
-    save_figure(fig, path)
-
-
-def _bars(stats: pd.DataFrame) -> np.ndarray:
-    """(2, K) error bars: the standard error, the lower one cut at 0.9 of the mean."""
-    mean, sem = stats["mean"].to_numpy(), stats["sem"].to_numpy()
-    return np.stack([np.minimum(sem, 0.9 * mean), sem])
-
-
-def _plot_bias(path: Path, bias: pd.DataFrame, rate: float) -> None:
-    """TBPTT's bias (paired with RTRL on the same run) against tau, for TBPTT(1, tau) (every
-    loss truncated at tau steps) and TBPTT(tau, tau); the approximations without tau as
-    horizontal lines; and the geometric decay r^tau at the chain's coupling rate r."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    fields = bias.spec.str.split(":")
-    for parts, label in ((3, "TBPTT(1, tau)"), (2, "TBPTT(tau, tau)")):
-        rows = bias[(fields.str[0] == "tbptt") & (fields.str.len() == parts)]
-        taus = rows.spec.str.rsplit(":", n=1).str[1].astype(int).to_numpy()
-        ax.errorbar(
-            taus,
-            rows.paired_error,
-            yerr=rows.paired_floor,
-            marker="o",
-            capsize=3,
-            label=f"{label}: |g - g_RTRL| / |grad L|",
-        )
-        if parts == 3:
-            ax.plot(
-                taus,
-                rows.paired_error.iloc[0] * rate ** (taus - taus[0]),
-                "k:",
-                label=f"r^tau, r = {rate:.3f} (coupling rate)",
-            )
-            ax.plot(taus, rows.paired_floor, "k--", lw=1, label="noise floor")
-    others = bias[~fields.str[0].isin(["tbptt", "rtrl"])]
-    for (_, row), color in zip(others.iterrows(), ("C2", "C3", "C4", "C5"), strict=False):
-        ax.axhline(row.paired_error, color=color, lw=1, label=row.spec)
-    ax.set(
-        xscale="log",
-        yscale="log",
-        xlabel="tau",
-        ylabel="relative bias at theta_0",
-        ylim=(max(1e-8, 0.3 * bias.paired_floor.min()), None),
-        title="Bias of the time-averaged online gradient",
-    )
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
-    save_figure(fig, path)
 
 
 def table_text(summary: dict[str, Any]) -> str:

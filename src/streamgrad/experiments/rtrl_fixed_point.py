@@ -6,6 +6,8 @@ geometrically (`theory.coupling`; fitted rate against the cell's bound G sup|sig
 empirical laws of (S_k, projections of J_k) over windows of two independent paths, and
 across many paths at a fixed step, converge in Wasserstein-1 (`theory.window_laws`).
 Writes coupling.csv, windows.csv, ensemble.csv, summary.json, coupling.png and laws.png.
+Each seed is one task of the sweep executor (`--workers`, `--scheduler`; sweep/executor.py);
+a seed's numbers depend on nothing else, so they are the same wherever the tasks run.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from rich.progress import Progress
 
-from streamgrad.experiments.rtrl_convergence import PROCESS, RECURRENT_MEAN
-from streamgrad.model import Model, make_model
+from streamgrad.experiments.rtrl_convergence import PROCESS, RECURRENT_MEAN, network
+from streamgrad.progress import progress_bar
 from streamgrad.reporting import Column, render_table, save_figure, versions, write_json
+from streamgrad.sweep.executor import Task, map_tasks
 from streamgrad.theory.fixed_point import contraction_bound, coupling, window_laws
 
 DEFAULT = {"chain_steps": 400, "law_steps": 20_000, "paths": 64}
@@ -39,20 +41,20 @@ def run(
     starts: int = 8,
     burn_in: int = 500,
     progress: bool = True,
+    workers: int | None = 0,
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
-    """Coupling and window laws for `seeds` parameter draws (float64); see module doc."""
+    """Coupling and window laws for `seeds` parameter draws (float64), one executor task each
+    on `make_executor(workers, scheduler)` (default: this process); see module doc."""
     size = QUICK if quick else DEFAULT
-    model = make_model(
-        "meanfield", hidden, 1, coupling=coupling_kind, recurrent_mean=RECURRENT_MEAN
-    )
-    bound = contraction_bound(model)
-    results = []
-    jax.config.update("jax_enable_x64", True)  # distances down to 1e-15 need float64
-    with Progress(disable=not progress) as bar:
+    bound = contraction_bound(network(coupling_kind, hidden))
+    tasks = [
+        Task(f"seed {seed}", study_seed, (coupling_kind, hidden, seed, size, starts, burn_in))
+        for seed in range(seeds)
+    ]
+    with progress_bar(progress) as bar:
         task = bar.add_task("coupling and window laws", total=seeds)
-        for seed in range(seeds):
-            results.append(_study_seed(model, seed, size, starts, burn_in))
-            bar.advance(task)
+        results = map_tasks(tasks, workers, scheduler, lambda outcome: bar.advance(task))
     chains, windows, ensembles, per_seed = (list(part) for part in zip(*results, strict=True))
     chain_table, window_table = pd.concat(chains), pd.concat(windows)
     ensemble_table, seeds_table = pd.concat(ensembles), pd.DataFrame(per_seed)
@@ -65,7 +67,7 @@ def run(
         "experiment": "rtrl-fixed-point",
         "quick": quick,
         "seeds": seeds,
-        "process": {"name": "markov-modulated-ar", "stay": PROCESS.stay, "phi": PROCESS.phi},
+        "process": PROCESS.settings(),
         "model": {
             "cell": "meanfield",
             "coupling": coupling_kind,
@@ -86,23 +88,26 @@ def run(
     return summary
 
 
-def _study_seed(
-    model: Model, seed: int, size: dict[str, int], starts: int, burn_in: int
+def study_seed(
+    coupling_kind: str, hidden: int, seed: int, size: dict[str, int], starts: int, burn_in: int
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """For the parameters drawn with `seed` (float64): the coupling distances against k, W1
-    against the window length and against the step k (`window_laws`), and this seed's row of
-    summary.json (fitted rates, first and last W1)."""
-    params = model.init(jax.random.PRNGKey(seed), jnp.float64)
-    result = coupling(model, params, PROCESS(size["chain_steps"], seed=seed), starts, seed=seed)
-    laws = window_laws(
-        model,
-        params,
-        PROCESS,
-        steps=size["law_steps"],
-        burn_in=burn_in,
-        paths=size["paths"],
-        seed=1000 * (seed + 1),
-    )
+    """One task: for the parameters drawn with `seed` (float64), the coupling distances
+    against k, W1 against the window length and against the step k (`window_laws`), and this
+    seed's row of summary.json (fitted rates, first and last W1)."""
+    model = network(coupling_kind, hidden)
+    with jax.enable_x64(True):  # distances down to 1e-15 need float64
+        params = model.init(jax.random.PRNGKey(seed), jnp.float64)
+        chain_path = PROCESS(size["chain_steps"], seed=seed)
+        result = coupling(model, params, chain_path, starts, seed=seed)
+        laws = window_laws(
+            model,
+            params,
+            PROCESS,
+            steps=size["law_steps"],
+            burn_in=burn_in,
+            paths=size["paths"],
+            seed=1000 * (seed + 1),
+        )
     chain = pd.DataFrame(
         {
             "seed": seed,

@@ -8,9 +8,13 @@ see that dependency through its gradient; RTRL follows the full gradient online.
 The table also fits each method's predictions over the last 10% on (1, x_{k-t1}, x_{k-t2}):
 the two coefficients say how much of each lag was learned (truth: 0.5 and -0.25).
 
-Every method runs on the same stream from the same initial parameters, for each learning rate of
-a small grid (TBPTT sums tau losses per update, so its best rate differs); the table reports
-every run and marks the best rate per method by the loss over the last 10% of the stream.
+Methods are compared at equal update frequency (`lr_choice.equal_frequency`): RTRL (an
+update every step) beside TBPTT(1, tau), and RTRL(every tau) (the sum of tau exact gradients)
+beside TBPTT(tau, tau), for tau below the first lag, between the lags and above both. Every
+method runs on the same stream from the same initial parameters with its learning rate chosen
+the same way, online: the learning-rate ensemble (`ensemble.LrEnsemble`) over a small grid
+predicts with the rate whose running prequential loss is lowest. The table names the rate
+chosen most often.
 """
 
 from __future__ import annotations
@@ -18,13 +22,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 import pandas as pd
 
-from streamgrad.config import TrainConfig
 from streamgrad.data.dataset import Stream
 from streamgrad.data.synthetic import add_task
 from streamgrad.errors import DivergenceError
+from streamgrad.experiments.lr_choice import (
+    ensemble_choice,
+    equal_frequency,
+    rate_learners,
+    unit_rate_learner,
+)
+from streamgrad.model import Model, make_model
+from streamgrad.online import History
 from streamgrad.reporting import (
     Column,
     chunk_table,
@@ -33,7 +45,6 @@ from streamgrad.reporting import (
     versions,
     write_json,
 )
-from streamgrad.training import RunResult, train_on_stream
 
 MEAN_ONLY_LOSS = 0.078125
 FIRST_LAG_ONLY_LOSS = 0.015625
@@ -50,11 +61,10 @@ def lag_coefficients(
     return float(coefficients[1]), float(coefficients[2])
 
 
-def default_methods(lags: tuple[int, int]) -> list[str]:
-    """RTRL, and TBPTT with tau below the first lag, between the lags, and above both."""
+def default_windows(lags: tuple[int, int]) -> tuple[int, ...]:
+    """tau below the first lag, between the lags, and above both."""
     t1, t2 = lags
-    taus = sorted({max(1, t1 - 2), (t1 + t2) // 2 if t2 - t1 > 1 else t1, t2 + 5})
-    return ["rtrl", *(f"tbptt:{tau}" for tau in taus)]
+    return tuple(sorted({max(1, t1 - 2), (t1 + t2) // 2 if t2 - t1 > 1 else t1, t2 + 5}))
 
 
 def run(
@@ -64,32 +74,30 @@ def run(
     lags: tuple[int, int] = (5, 9),
     hidden: int = 32,
     cell: str = "elman",
-    methods: list[str] | None = None,
+    windows: tuple[int, ...] | None = None,
     learning_rates: tuple[float, ...] = (0.01, 0.03, 0.1),
     seed: int = 0,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Every method at every learning rate on one Add-task stream; writes table.csv,
-    metrics.csv (best rate per method), comparison.png and summary.json into `out`."""
+    """Every method of `equal_frequency(windows)` on one Add-task stream, its rate chosen by
+    the ensemble over `learning_rates` (SGD); writes table.csv, metrics.csv, comparison.png
+    and summary.json into `out`."""
     stream = add_task(steps, lags=lags, seed=seed)
-    rows, best_runs = [], {}
-    for method in methods or default_methods(lags):
-        for lr in learning_rates:
-            config = TrainConfig(
-                cell=cell,
-                hidden=hidden,
-                algo=method,
-                optimizer="sgd",
-                lr=lr,
-                seed=seed,
-                chunk=min(20_000, steps),
-            )
-            row, result = _one_run(config, stream, lags, progress)
-            rows.append(row)
-            best = best_runs.get(method)
-            if result is not None and (best is None or _tail_loss(result) < _tail_loss(best)):
-                best_runs[method] = result
-    _write_outputs(out, rows, best_runs, lags)
+    model = make_model(cell, hidden, stream.input_dim)
+    rows, histories = [], {}
+    for interval, method in equal_frequency(windows or default_windows(lags)):
+        row, history = _run_method(method, model, learning_rates, stream, lags, seed, progress)
+        rows.append({"method": method, "updates_every": interval, **row})
+        if history is not None:
+            histories[f"{method} (every {interval})"] = history
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "table.csv", index=False)
+    chunk_table(histories).to_csv(out / "metrics.csv", index=False)
+    plot_losses(
+        out / "comparison.png",
+        histories,
+        title=f"Add task, lags {lags}: online prequential loss at equal update frequency",
+    )
     summary = {
         "experiment": "rtrl-vs-tbptt",
         "task": {
@@ -101,71 +109,57 @@ def run(
             "first_lag_only_loss": FIRST_LAG_ONLY_LOSS,
         },
         "model": {"cell": cell, "hidden": hidden, "optimizer": "sgd"},
-        "best": {
-            m: {
-                "lr": r.config.lr,
-                **r.summary["last_10_percent"],
-                **r.summary["lag_coefficients"],
-                "steps_per_second": r.summary["steps_per_second"],
-            }
-            for m, r in best_runs.items()
+        "learning_rates": {
+            "grid": list(learning_rates),
+            "choice": "online ensemble (lowest running prequential loss, ensemble.py)",
         },
-        "runs": rows,
+        "methods": rows,
         "versions": versions(),
     }
     write_json(out / "summary.json", summary)
     return summary
 
 
-def _tail_loss(result: RunResult) -> float:
-    return result.summary["last_10_percent"]["loss"]
-
-
-def _one_run(
-    config: TrainConfig, stream: Stream, lags: tuple[int, int], progress: bool
-) -> tuple[dict[str, Any], RunResult | None]:
-    """One method at one learning rate: its table row, and its result (None if it diverged);
-    the result's summary gains the lag coefficients of the last 10%."""
-    method, lr, steps = config.algo, config.lr, len(stream)
+def _run_method(
+    method: str,
+    model: Model,
+    learning_rates: tuple[float, ...],
+    stream: Stream,
+    lags: tuple[int, int],
+    seed: int,
+    progress: bool,
+) -> tuple[dict[str, Any], History | None]:
+    """One method as the ensemble over `learning_rates`: its scores and chosen rates and its
+    history, or where it diverged (and None)."""
+    _, ensemble = rate_learners(unit_rate_learner(model, method, "sgd"), learning_rates)
+    state = ensemble.init(model.init(jax.random.PRNGKey(seed)))
     try:
-        result = train_on_stream(config, stream, label=f"{method} lr={lr:g}", progress=progress)
+        state, history = ensemble.fit(
+            state,
+            stream.inputs,
+            stream.targets,
+            chunk_size=min(20_000, len(stream)),
+            progress=progress,
+            description=method,
+        )
     except DivergenceError as error:
-        return {"method": method, "lr": lr, "diverged_at": error.step}, None
-    s = result.summary
+        return {"diverged_at": error.step}, None
+    return {**_scores(history, stream, lags), **ensemble_choice(ensemble, state)}, history
+
+
+def _scores(history: History, stream: Stream, lags: tuple[int, int]) -> dict[str, float]:
+    """Loss over the whole stream and its last 10%, the lag coefficients of the last 10%
+    (at least t2 + 1 steps), steps per second."""
+    steps = len(stream)
     tail = slice(steps - max(lags[1] + 1, steps // 10), steps)
-    lag1, lag2 = lag_coefficients(result.history.outputs[tail, 0], stream.inputs[tail, 0], lags)
-    s["lag_coefficients"] = {f"lag_{lags[0]}": lag1, f"lag_{lags[1]}": lag2}
-    row = {
-        "method": method,
-        "lr": lr,
-        "loss_overall": s["overall"]["loss"],
-        "loss_last_10pct": s["last_10_percent"]["loss"],
-        f"coef_lag_{lags[0]}": lag1,
-        f"coef_lag_{lags[1]}": lag2,
-        "steps_per_second": s["steps_per_second"],
-        "diverged_at": None,
+    lag1, lag2 = lag_coefficients(history.outputs[tail, 0], stream.inputs[tail, 0], lags)
+    return {
+        "loss_overall": float(history.losses.mean()),
+        "loss": float(history.losses[-max(1, steps // 10) :].mean()),
+        f"lag_{lags[0]}": lag1,
+        f"lag_{lags[1]}": lag2,
+        "steps_per_second": history.steps_per_second,
     }
-    return row, result
-
-
-def _write_outputs(
-    out: Path, rows: list[dict[str, Any]], best_runs: dict[str, RunResult], lags: tuple[int, int]
-) -> None:
-    """table.csv (every run, the best rate per method marked), metrics.csv and the plot."""
-    table = pd.DataFrame(rows)
-    table["best"] = [
-        method in best_runs and best_runs[method].config.lr == lr
-        for method, lr in zip(table["method"], table["lr"], strict=True)
-    ]
-    table.to_csv(out / "table.csv", index=False)
-    chunk_table({m: r.history for m, r in best_runs.items()}).to_csv(
-        out / "metrics.csv", index=False
-    )
-    plot_losses(
-        out / "comparison.png",
-        {f"{m} (lr={r.config.lr:g})": r.history for m, r in best_runs.items()},
-        title=f"Add task, lags {lags}: online prequential loss (best lr per method)",
-    )
 
 
 def table_text(summary: dict[str, Any]) -> str:
@@ -173,12 +167,12 @@ def table_text(summary: dict[str, Any]) -> str:
     t1, t2 = summary["task"]["lags"]
     columns = [
         Column("method", align="left"),
-        Column("lr", spec="g"),
+        Column("updates_every", "update every"),
+        Column("chosen_most", "lr (chosen most)", "g"),
         Column("loss", "loss (last 10%)", ".5f"),
         Column(f"lag_{t1}", f"coef lag {t1}", ".3f"),
         Column(f"lag_{t2}", f"coef lag {t2}", ".3f"),
         Column("steps_per_second", "steps/s", ".0f"),
     ]
     truth = {"method": "(truth)", "loss": 0.0, f"lag_{t1}": 0.5, f"lag_{t2}": -0.25}
-    best = [{"method": method, **row} for method, row in summary["best"].items()]
-    return render_table([truth, *best], columns)
+    return render_table([truth, *summary["methods"]], columns)

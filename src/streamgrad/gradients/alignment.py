@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from streamgrad.gradients.base import OnlineAlgorithm, State, StepResult
+from streamgrad.gradients.base import OnlineAlgorithm, State, StepResult, inner_influence
 from streamgrad.model import ModelParams
 
 
@@ -75,7 +75,15 @@ def shadowed(approx: OnlineAlgorithm, exact: OnlineAlgorithm) -> OnlineAlgorithm
         return approx.flush(params, state.approx)
 
     name = f"{approx.name}~{exact.name}"
-    return OnlineAlgorithm(name, approx.model, init, step, flush, every_step=approx.every_step)
+    return OnlineAlgorithm(
+        name,
+        approx.model,
+        init,
+        step,
+        flush,
+        every_step=approx.every_step,
+        influence=inner_influence(approx, lambda state: state.approx),
+    )
 
 
 def alignment_summary(state: ShadowState) -> dict[str, float]:

@@ -8,8 +8,11 @@ An algorithm walks the stream with the network, one step at a time:
     grads, ready = algo.flush(params, state)       pending gradient at the end of a stream
 
 `ready` says whether `grads` should be applied now: always for RTRL (a gradient of l_k every
-step), every k1 steps for TBPTT. `every_step` is True when `ready` is always True, so the
-learner can skip the conditional update. All functions are pure and jit-compatible.
+step), every k1 steps for TBPTT, every K steps for an every-step algorithm wrapped by
+`every.every` (the sum of its last K gradients). `every_step` is True when `ready` is always
+True, so the learner can skip the conditional update. `influence_norm(algo, state)` reads the
+size of the sensitivity state an algorithm carries (a blow-up shows there first). All functions
+are pure and jit-compatible.
 
 The every-step algorithms (RTRL, SnAp, UORO, RFLO) share one frame, `effective_step`: they
 track sensitivities in the effective weights psi = psi(theta_cell) (cells/base.py), take the
@@ -60,8 +63,11 @@ class OnlineAlgorithm:
     step: Step
     flush: Callable[[ModelParams, State], tuple[ModelParams, jax.Array | bool]]
     every_step: bool
+    # the influence matrix in the state, as factors J = f1 f2 ... (one for all but UORO's
+    # s theta^T): pytrees whose Frobenius norms multiply to ||J||_F; None: it holds none
+    influence: Callable[[State], tuple[Any, ...]] | None = field(default=None, compare=False)
     tau: int | None = field(default=None, compare=False)  # TBPTT: truncation length k2
-    every: int | None = field(default=None, compare=False)  # TBPTT: update period k1
+    every: int | None = field(default=None, compare=False)  # update period (TBPTT: k1)
     path: Structure | None = field(default=None, compare=False)  # RTRL: the path taken
     order: int | None = field(default=None, compare=False)  # SnAp-n: n
     seed: int | None = field(default=None, compare=False)  # UORO signs, RFLO feedback matrix
@@ -72,6 +78,48 @@ class OnlineAlgorithm:
 
 def zeros_like_tree(tree: Any) -> Any:
     return jax.tree_util.tree_map(jnp.zeros_like, tree)
+
+
+def frobenius(tree: Any) -> jax.Array:
+    """sqrt(sum of squares) over all the leaves of a pytree, scaled by the largest |entry|
+    first so that it does not overflow before the entries do (float32 squares overflow at
+    |x| ~ 1.8e19); inf or NaN when an entry is; 0 for a tree without entries (a cell
+    without parameters has no sensitivities)."""
+    leaves = [jnp.ravel(leaf) for leaf in jax.tree_util.tree_leaves(tree)]
+    if sum(leaf.size for leaf in leaves) == 0:
+        return jnp.zeros(())
+    flat = jnp.concatenate(leaves)
+    scale = jnp.max(jnp.abs(flat))
+    safe = jnp.where((scale > 0) & jnp.isfinite(scale), scale, 1.0)
+    return jnp.where(jnp.isfinite(scale), safe * jnp.sqrt(jnp.sum(jnp.square(flat / safe))), scale)
+
+
+def influence_norm(algorithm: OnlineAlgorithm, state: State) -> jax.Array:
+    """||J||_F of the influence (sensitivity) matrix the algorithm carries, a scalar: RTRL's
+    J = dS/dpsi on the dense path, its block-diagonal rows on the elementwise path and the
+    memory's sensitivity du/dpsi on the memory path (J itself is never formed there); the
+    traces of SnAp and RFLO; |s| |theta| = ||s theta^T||_F for UORO's rank-one estimate; the
+    wrapped algorithm's for `every`. NaN for TBPTT and BPTT, which hold no sensitivities.
+    A value that grows without bound means the recurrence stopped contracting."""
+    if algorithm.influence is None:
+        return jnp.asarray(jnp.nan)
+    norm = jnp.ones(())
+    for factor in algorithm.influence(state):
+        norm = norm * frobenius(factor)
+    return norm
+
+
+def whole_state(state: State) -> tuple[State]:
+    """The `influence` of an algorithm whose whole state is its influence matrix (or traces)."""
+    return (state,)
+
+
+def inner_influence(
+    algorithm: OnlineAlgorithm, part: Callable[[State], State]
+) -> Callable[[State], jax.Array] | None:
+    """The `influence` of a wrapper whose state holds `algorithm`'s state at `part(state)`."""
+    inner = algorithm.influence
+    return None if inner is None else (lambda state: inner(part(state)))
 
 
 def no_pending(params: ModelParams, state: State) -> tuple[ModelParams, bool]:

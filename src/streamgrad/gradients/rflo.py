@@ -41,7 +41,13 @@ import jax
 import jax.numpy as jnp
 
 from streamgrad.cells import Params
-from streamgrad.gradients.base import Feedback, Finish, OnlineAlgorithm, effective_step, no_pending
+from streamgrad.gradients.base import (
+    Feedback,
+    Finish,
+    OnlineAlgorithm,
+    effective_step,
+    no_pending,
+)
 from streamgrad.gradients.traces import initial_traces, trace_gradient, trace_step
 from streamgrad.model import Model, ModelParams, loss_value
 
@@ -94,6 +100,7 @@ def rflo(
         effective_step(model, advance),
         no_pending,
         every_step=True,
+        influence=lambda state: (state.traces,),
         decay=decay,
         feedback=feedback,
         seed=seed,

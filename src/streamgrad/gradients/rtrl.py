@@ -51,6 +51,7 @@ from streamgrad.gradients.base import (
     OnlineAlgorithm,
     effective_step,
     no_pending,
+    whole_state,
 )
 from streamgrad.gradients.traces import diagonal_traces
 from streamgrad.model import Model, ModelParams
@@ -207,5 +208,12 @@ def rtrl(model: Model, *, path: Path = "auto") -> OnlineAlgorithm:
     init, advance = _PATHS[chosen](model)
     step = effective_step(model, advance)
     return OnlineAlgorithm(
-        f"rtrl-{chosen}", model, init, step, no_pending, every_step=True, path=chosen
+        f"rtrl-{chosen}",
+        model,
+        init,
+        step,
+        no_pending,
+        every_step=True,
+        influence=whole_state,  # J^T, J's diagonal blocks, or the memory's du/dpsi
+        path=chosen,
     )

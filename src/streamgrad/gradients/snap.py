@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from streamgrad.gradients.base import OnlineAlgorithm, effective_step, no_pending
+from streamgrad.gradients.base import OnlineAlgorithm, effective_step, no_pending, whole_state
 from streamgrad.gradients.rtrl import dense_influence
 from streamgrad.gradients.traces import diagonal_traces
 from streamgrad.model import Model
@@ -48,8 +48,9 @@ from streamgrad.model import Model
 def snap1(model: Model) -> OnlineAlgorithm:
     """SnAp-1 for any cell: per-unit traces for row-local leaves, immediate-only otherwise."""
     init, advance = diagonal_traces(model)
+    step = effective_step(model, advance)
     return OnlineAlgorithm(
-        "snap1", model, init, effective_step(model, advance), no_pending, every_step=True
+        "snap1", model, init, step, no_pending, every_step=True, influence=whole_state
     )
 
 
@@ -95,5 +96,12 @@ def snap(model: Model, order: int) -> OnlineAlgorithm:
     init, advance = dense_influence(model, keep=None if pattern.all() else pattern)
     step = effective_step(model, advance)
     return OnlineAlgorithm(
-        f"snap{order}", model, init, step, no_pending, every_step=True, order=order
+        f"snap{order}",
+        model,
+        init,
+        step,
+        no_pending,
+        every_step=True,
+        influence=whole_state,
+        order=order,
     )

@@ -83,5 +83,13 @@ def uoro(model: Model, *, seed: int = 0, eps: float = 1e-7) -> OnlineAlgorithm:
 
     step = effective_step(model, advance)
     return OnlineAlgorithm(
-        "uoro", model, init, step, no_pending, every_step=True, seed=seed, eps=eps
+        "uoro",
+        model,
+        init,
+        step,
+        no_pending,
+        every_step=True,
+        influence=lambda state: (state.s, state.theta),  # J ~ s theta^T
+        seed=seed,
+        eps=eps,
     )

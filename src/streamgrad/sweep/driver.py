@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from streamgrad.sweep.progress import SweepView, live
 from streamgrad.sweep.results import plot_metric, results_table, write_results
 from streamgrad.sweep.spec import (
     Run,
+    SweepSpec,
     expand,
     load_spec,
     refuse_changed_spec,
@@ -67,23 +69,44 @@ def run_sweep(
         write_json(out / SWEEP_FILE, {"spec": record, "spec_file": str(spec_file.resolve())})
     records = {run.id: _read_record(out, run) for run in runs}
     todo = [run for run in runs if (records[run.id] or {}).get("status") != "done"]
+    closing: threading.Thread | None = None
     if todo:
         by_id = {run.id: run for run in todo}
         tasks = [
             Task(run.id, run_in_folder, (spec.command, run.options, str(_folder(out, run))))
             for run in todo
         ]
-        with make_executor(workers, scheduler) as executor:
-            view = SweepView(len(runs), len(runs) - len(todo), executor.description)
+        executor = make_executor(workers, scheduler)
+        view = SweepView(len(runs), len(runs) - len(todo), executor.description)
 
-            def finished(outcome: Outcome) -> None:
-                records[outcome.key] = _store(out, by_id[outcome.key], outcome)
-                view.finish(outcome.key, records[outcome.key].get("error"))
+        def finished(outcome: Outcome) -> None:
+            records[outcome.key] = _store(out, by_id[outcome.key], outcome)
+            view.finish(outcome.key, records[outcome.key].get("error"))
 
+        try:
             with live(view, console or Console(stderr=True)):
                 executor.run(tasks, running=view.set_running, finished=finished)
+        except BaseException:
+            executor.close()
+            raise
+        closing = executor.close_in_background()  # the workers stop while results are written
+    try:
+        return _gather(out, runs, records, spec, record, metric or spec.metric)
+    finally:
+        if closing is not None:
+            closing.join()
+
+
+def _gather(
+    out: Path,
+    runs: list[Run],
+    records: dict[str, Any],
+    spec: SweepSpec,
+    record: dict[str, Any],
+    metric: str,
+) -> SweepResult:
+    """results.parquet, results.csv, summary.json and plot.png of the runs' records."""
     table = results_table(runs, records, spec.base)
-    metric = metric or spec.metric
     summary = write_results(out, table, record, spec.axes, metric)
     if summary["done"]:
         plot_metric(out / "plot.png", table, spec.axes, metric)

@@ -5,20 +5,23 @@
 
 - `InProcess` (workers = 0): the tasks one after another in this process.
 - `DaskExecutor`: each task on a Dask distributed worker, either on a LocalCluster started
-  here (`workers` processes of one thread each, listening on 127.0.0.1 only) or on a running
+  here (`workers` processes of one thread each, each pinned to its own core where the system
+  allows (workers.py), listening on 127.0.0.1 only) or on a running
   cluster (`scheduler` = "tcp://HOST:PORT", started with `dask scheduler` / `dask worker` or
   dask-jobqueue). When a worker dies (killed, out of memory), the scheduler gives its task to
   another worker: tasks must therefore be safe to start again (sweep tasks resume from their
   checkpoints, see task.py).
 
 A task's exception does not stop the others: it becomes that task's `Outcome.error`. Dask is
-imported only when a DaskExecutor is made.
+imported only when a DaskExecutor is made. `map_tasks` is the form the experiments use: the
+values in task order, or the first failure raised.
 """
 
 from __future__ import annotations
 
 import os
 import queue
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -39,15 +42,20 @@ class Task:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of a task: its return value, or `error` (one line) if it raised."""
+    """What became of a task: its return value, or `error` (one line) if it raised; `user`:
+    the error was a UserError (a bad option or input, not a bug)."""
 
     key: str
     value: Any = None
     error: str | None = None
+    user: bool = False
 
 
 Running = Callable[[set[str]], None]
 Finished = Callable[[Outcome], None]
+# Options that choose where an experiment's tasks run, not what they compute: they are left
+# out of a run's identity (run.json), since every executor gives bitwise the same results.
+EXECUTOR_OPTIONS = ("workers", "scheduler")
 
 
 def error_line(error: BaseException) -> str:
@@ -56,6 +64,11 @@ def error_line(error: BaseException) -> str:
     if isinstance(error, UserError):
         return str(error)
     return f"{type(error).__name__}: {error}".replace("\n", " ")
+
+
+def failed(key: str, error: BaseException) -> Outcome:
+    """The outcome of the task `key` that raised `error`."""
+    return Outcome(key, error=error_line(error), user=isinstance(error, UserError))
 
 
 class Executor(ABC):
@@ -71,6 +84,13 @@ class Executor(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the workers."""
+
+    def close_in_background(self) -> threading.Thread:
+        """Start `close` on a thread and return it, to be joined later: Dask's workers take a
+        second or two to stop, which the caller can spend writing results."""
+        thread = threading.Thread(target=self.close, name="streamgrad-executor-close")
+        thread.start()
+        return thread
 
     def __enter__(self) -> Executor:
         return self
@@ -91,7 +111,7 @@ class InProcess(Executor):
             try:
                 outcome = Outcome(task.key, value=task.function(*task.args))
             except Exception as error:  # isolate the task; the sweep records the message
-                outcome = Outcome(task.key, error=error_line(error))
+                outcome = failed(task.key, error)
             running(set())
             finished(outcome)
             outcomes.append(outcome)
@@ -129,6 +149,10 @@ class DaskExecutor(Executor):
             dashboard_address="127.0.0.1:0",  # any free port: sweeps may run side by side
         )
         self.client = Client(self.cluster)
+        if hasattr(os, "sched_setaffinity"):  # Linux: one core per worker, see workers.py
+            from streamgrad.sweep.workers import PinToCore
+
+            self.client.register_plugin(PinToCore(sorted(os.sched_getaffinity(0))))
         self.description = f"on {workers} local Dask worker{'s' * (workers > 1)}"
 
     def _refuse_threaded_workers(self, scheduler: str) -> None:
@@ -166,7 +190,7 @@ class DaskExecutor(Executor):
             try:
                 outcome = Outcome(key, value=future.result())
             except Exception as error:  # the task's, or KilledWorker after repeated deaths
-                outcome = Outcome(key, error=error_line(error))
+                outcome = failed(key, error)
             future.release()
             running(self._running(keys))
             finished(outcome)
@@ -211,3 +235,32 @@ def make_executor(workers: int | None = None, scheduler: str | None = None) -> E
     if scheduler is None and workers is None:
         workers = local_cores()
     return DaskExecutor(workers, scheduler)
+
+
+def map_tasks(
+    tasks: Sequence[Task],
+    workers: int | None = 0,
+    scheduler: str | None = None,
+    finished: Finished | None = None,
+) -> list[Any]:
+    """The tasks' values in task order, run on `make_executor(workers, scheduler)` (default: in
+    this process; workers = 0 with a scheduler means the scheduler's cluster);
+    `finished(outcome)` as each ends (e.g. to advance a progress bar). If tasks failed, the
+    first one's error (in task order) is raised once all have ended: a UserError as it is,
+    anything else as a RuntimeError naming the task."""
+    if scheduler is not None and workers == 0:
+        workers = None  # --scheduler alone, with the experiments' default --workers 0
+    with make_executor(workers, scheduler) as executor:
+        outcomes = executor.run(tasks, running=lambda keys: None, finished=finished or _ignore)
+    by_key = {outcome.key: outcome for outcome in outcomes}
+    for task in tasks:
+        outcome = by_key[task.key]
+        if outcome.error is not None and outcome.user:
+            raise UserError(outcome.error)
+        if outcome.error is not None:
+            raise RuntimeError(f"task {task.key} failed: {outcome.error}")
+    return [by_key[task.key].value for task in tasks]
+
+
+def _ignore(outcome: Outcome) -> None:
+    """A `finished` callback that does nothing."""

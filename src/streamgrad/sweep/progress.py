@@ -14,8 +14,11 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from streamgrad.reporting import Column, render_table
+
 SHOWN_FAILURES = 10  # the newest ones; results.csv and summary.json have them all
-STATISTICS = ("runs", "mean", "std", "min", "max")  # over_seeds columns shown as numbers
+# over_seeds columns that are statistics (right-aligned) and the format of their values
+STATISTICS = {"runs": "", "mean": ".6g", "std": ".6g", "min": ".6g", "max": ".6g"}
 
 
 class SweepView:
@@ -65,28 +68,22 @@ def live(view: SweepView, console: Console) -> Iterator[SweepView]:
         console.line()
 
 
-def failures_table(table: pd.DataFrame) -> Table:
+def failures_table(table: pd.DataFrame) -> Text:
     """The failed runs of a results table, with their errors (printed when a sweep ends)."""
     failed = table[table.status == "failed"]
-    shown = Table(title=f"{len(failed)} of {len(table)} runs failed")
-    shown.add_column("run")
-    shown.add_column("error", overflow="fold")
-    for run, error in zip(failed.id, failed.error, strict=True):
-        shown.add_row(run, error)
-    return shown
+    rows = [
+        {"run": run, "error": error} for run, error in zip(failed.id, failed.error, strict=True)
+    ]
+    columns = [Column("run", align="left"), Column("error", align="left")]
+    return Text(render_table(rows, columns, title=f"{len(failed)} of {len(table)} runs failed"))
 
 
-def over_seeds_table(summary: dict[str, Any]) -> Table:
+def over_seeds_table(summary: dict[str, Any]) -> Text:
     """summary.json's metric over seeds, one row per combination of the other swept options."""
     rows = summary["over_seeds"]
-    shown = Table(title=f"{summary['metric']} over seeds ({summary['done']} runs done)")
-    columns = list(rows[0]) if rows else []
-    for column in columns:
-        shown.add_column(column, justify="left" if column not in STATISTICS else "right")
-    for row in rows:
-        shown.add_row(*(_cell(row[c]) if c in STATISTICS else str(row[c]) for c in columns))
-    return shown
-
-
-def _cell(value: float | None) -> str:
-    return "" if value is None else f"{value:.6g}"
+    columns = [
+        Column(key, spec=STATISTICS[key]) if key in STATISTICS else Column(key, align="left")
+        for key in (rows[0] if rows else [])
+    ]
+    title = f"{summary['metric']} over seeds ({summary['done']} runs done)"
+    return Text(render_table(rows, columns, title=title))

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from streamgrad.errors import UserError
-from streamgrad.reporting import write_json
+from streamgrad.reporting import save_figure, write_json
 from streamgrad.sweep.spec import SEED_AXIS, Run
 
 # Top-level summary entries that describe the run's settings and provenance, not its results.
@@ -159,9 +159,7 @@ def plot_metric(path: Path, table: pd.DataFrame, axes: Sequence[str], metric: st
     ax.grid(alpha=0.3)
     if lines:
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def _positions(values: pd.Series) -> dict[Any, float]:

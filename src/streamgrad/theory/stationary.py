@@ -35,7 +35,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
 from streamgrad.data.dataset import Stream
 from streamgrad.data.processes import Process, check_int
@@ -61,12 +60,20 @@ class StationaryEstimate:
     @property
     def grad_norm(self) -> float:
         """|estimated grad L|, Euclidean over all parameters."""
-        return float(np.linalg.norm(ravel_pytree(self.grad)[0]))
+        return float(np.linalg.norm(flat(self.grad)))
 
     @property
     def noise_floor(self) -> float:
         """sqrt(sum_i se_i^2): what |grad L| estimates to at a stationary point."""
-        return float(np.linalg.norm(ravel_pytree(self.grad_se)[0]))
+        return float(np.linalg.norm(flat(self.grad_se)))
+
+
+def flat(tree: ModelParams) -> np.ndarray:
+    """All leaves of a parameter-shaped tree as one float64 vector (in `ravel_pytree`'s order),
+    in numpy: the same numbers whether or not JAX's x64 mode is on."""
+    return np.concatenate(
+        [np.asarray(leaf, np.float64).ravel() for leaf in jax.tree_util.tree_leaves(tree)]
+    )
 
 
 def batch_means(
@@ -217,7 +224,7 @@ def gradient_bias(
         model, params, process, steps, burn_in, batches, seed=seed
     )
     stream = draw_stream(model, params, process, steps, burn_in, batches, seed + 1)
-    truth, truth_se = ravel_pytree(reference.grad)[0], ravel_pytree(reference.grad_se)[0]
+    truth, truth_se = flat(reference.grad), flat(reference.grad_se)
     scale = float(np.linalg.norm(truth))
     exact = _flat_batches(rtrl(model), params, stream, burn_in, batches)
     rows = []
@@ -242,7 +249,8 @@ def _flat_batches(
 ) -> np.ndarray:
     """Batch-mean gradients of `algorithm` on `stream`, flattened: (B, P) float64."""
     _, grads = _run(algorithm, params, stream, burn_in, batches)
-    return np.asarray(jax.vmap(lambda tree: ravel_pytree(tree)[0])(grads), np.float64)
+    leaves = jax.tree_util.tree_leaves(grads)
+    return np.concatenate([np.asarray(g, np.float64).reshape(batches, -1) for g in leaves], 1)
 
 
 def _se(values: np.ndarray) -> np.ndarray:
