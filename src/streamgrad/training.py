@@ -138,8 +138,7 @@ def train_on_stream(
     scored_by: np.ndarray | None = None,
 ) -> RunResult:
     """Prequential online training over the whole stream, then a summary with the metrics over
-    the whole stream and over its last 10%.
-
+    the whole stream and over its last 10%, and the steps between updates (`updates_every`).
     With `checkpoints` (a folder), the run saves an atomic checkpoint at the first chunk end
     after every `checkpoint_every` steps and at the end: learner state (parameters, optimizer,
     hidden state, influence/buffers), the per-step losses and outputs so far, the chunk
@@ -181,6 +180,7 @@ def train_on_stream(
     )
     baselines = _naive_baselines(stream)
     summary = {"label": label, "algorithm": learner.algorithm.name, "config": config.model_dump()}
+    summary["updates_every"] = learner.algorithm.every or 1
     summary.update(summarise(history, stream))
     summary.update(compare_baselines(summary["last_10_percent"]["loss"], stream, baselines))
     losses = {name: losses for name, (_, losses) in baselines.items()}

@@ -39,6 +39,7 @@ from streamgrad.data.lobster import LobsterDay, read_lobster
 from streamgrad.ensemble import base_lr, with_lrs
 from streamgrad.errors import UserError
 from streamgrad.experiments.lob_report import write_plots, write_report
+from streamgrad.experiments.lr_choice import ensemble_choice
 from streamgrad.metrics import ClassificationMetrics
 from streamgrad.optim import make_optimizer, make_schedule
 from streamgrad.reporting import versions, write_json
@@ -121,27 +122,14 @@ def rnn_predictions(
         predictions[label] = result.history.outputs
         facts[label] = {
             "steps_per_second": result.summary["steps_per_second"],
-            "updates_every": _updates_every(config),
-            "lr": _lr_used(config, result.state),
+            "updates_every": result.summary["updates_every"],
+            "lr": (
+                ensemble_choice(config.lr, result.state)["chosen_most"]
+                if isinstance(config.lr, tuple)
+                else config.lr
+            ),
         }
     return predictions, facts
-
-
-def _updates_every(config: TrainConfig) -> int:
-    """Steps between parameter updates of the config's algorithm (1 for every step)."""
-    from streamgrad.gradients import make_algorithm
-    from streamgrad.model import make_model
-
-    algorithm = make_algorithm(config.algorithm_spec, make_model(config.cell, 2, 1))
-    return algorithm.every or 1
-
-
-def _lr_used(config: TrainConfig, state: Any) -> float:
-    """The run's learning rate; for an ensemble the rate it chose at the most steps."""
-    if not isinstance(config.lr, tuple):
-        return config.lr
-    counts = np.asarray(state.counts)
-    return config.lr[int(np.argmax(counts))]
 
 
 def baseline_predictions(

@@ -3,20 +3,18 @@ learning rates set per run on one compiled learner or chosen online by the ensem
 
 A fair comparison of RTRL and TBPTT matches how often each applies an update (TBPTT(K) sums K
 steps of gradient per update, which allows a larger rate) and gives each method its rate the
-same way. `equal_frequency` lists the pairs; `at_rate` and `LrEnsemble` run a learner built at
-rate 1 with the rate as a multiplier in the optimizer state (`optim.with_lr_scale`), so every
-rate and seed reuses one compiled program.
+same way. `equal_frequency` lists the pairs; `LrEnsemble` and `at_rate` (one of its copies
+alone) run a learner built at rate 1 with the rate as a multiplier in the optimizer state
+(`optim.with_lr_scale`), so every rate and seed reuses one compiled program.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from streamgrad.ensemble import LrEnsemble
+from streamgrad.ensemble import EnsembleState, LrEnsemble
 from streamgrad.gradients import make_algorithm
 from streamgrad.model import Model, ModelParams
 from streamgrad.online import LearnerState, OnlineLearner
-from streamgrad.optim import make_optimizer, make_schedule, scale_lr, with_lr_scale
+from streamgrad.optim import make_optimizer, make_schedule, scale_lr
 
 
 def equal_frequency(windows: tuple[int, ...]) -> list[tuple[int, str]]:
@@ -33,26 +31,17 @@ def unit_rate_learner(model: Model, spec: str, optimizer: str) -> OnlineLearner:
     return OnlineLearner(make_algorithm(spec, model), make_optimizer(optimizer, schedule))
 
 
-def rate_learners(
-    learner: OnlineLearner, lrs: tuple[float, ...]
-) -> tuple[OnlineLearner, LrEnsemble]:
-    """(single, ensemble): `learner` (built at rate 1) with a rate multiplier in its state, to
-    be set by `at_rate`, and the online ensemble over `lrs`."""
-    return OnlineLearner(learner.algorithm, with_lr_scale(learner.optimizer)), LrEnsemble(
-        learner, lrs
-    )
-
-
-def at_rate(single: OnlineLearner, params: ModelParams, lr: float) -> LearnerState:
-    """The initial state of `single` (from `rate_learners`) running at learning rate `lr`."""
-    state = single.init(params)
+def at_rate(ensemble: LrEnsemble, params: ModelParams, lr: float) -> LearnerState:
+    """The initial state of one copy of `ensemble` alone (`ensemble.member`, the learner with
+    its rate multiplier in its state) running at learning rate `lr`."""
+    state = ensemble.member.init(params)
     return state._replace(opt_state=scale_lr(state.opt_state, lr))
 
 
-def ensemble_choice(ensemble: LrEnsemble, state: Any) -> dict[str, float]:
-    """The rate an ensemble chose most often and the one it chose at the last step."""
+def ensemble_choice(lrs: tuple[float, ...], state: EnsembleState) -> dict[str, float]:
+    """The rate an ensemble over `lrs` chose most often and the one it chose at the last step."""
     counts = list(map(int, state.counts))
     return {
-        "chosen_most": ensemble.lrs[counts.index(max(counts))],
-        "chosen_last": ensemble.lrs[int(state.chosen)],
+        "chosen_most": lrs[counts.index(max(counts))],
+        "chosen_last": lrs[int(state.chosen)],
     }

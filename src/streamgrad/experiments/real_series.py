@@ -34,14 +34,19 @@ import pandas as pd
 
 from streamgrad.baselines import naive_baselines, prequential_losses
 from streamgrad.data.dataset import Stream
-from streamgrad.data.real_series import LOADERS, RealSeries, load_series, one_step_stream
+from streamgrad.data.real_series import (
+    LOADERS,
+    RealSeries,
+    load_series,
+    one_step_stream,
+    seasonal_naive_losses,
+)
 from streamgrad.ensemble import LrEnsemble
 from streamgrad.errors import DivergenceError, UserError
 from streamgrad.experiments.lr_choice import (
     at_rate,
     ensemble_choice,
     equal_frequency,
-    rate_learners,
     unit_rate_learner,
 )
 from streamgrad.model import make_model
@@ -95,13 +100,13 @@ def network_scores(
     its second-half score (NaN when it diverged, with the step), and for the ensemble the
     rate it chose most often and at the last step."""
     learner = variant.learner(hidden, stream.input_dim)
-    single, ensemble = rate_learners(learner, lrs)
+    ensemble = LrEnsemble(learner, lrs)
     rows = []
     model = learner.algorithm.model
     for seed in range(seeds):
         for lr in lrs:  # fresh parameters per run: `fit` donates the state's buffers
-            state = at_rate(single, model.init(jax.random.PRNGKey(seed)), lr)
-            rows.append({"seed": seed, "lr": str(lr), **_fit(single, state, stream)})
+            state = at_rate(ensemble, model.init(jax.random.PRNGKey(seed)), lr)
+            rows.append({"seed": seed, "lr": str(lr), **_fit(ensemble.member, state, stream)})
         state = ensemble.init(model.init(jax.random.PRNGKey(seed)))
         rows.append({"seed": seed, "lr": "ensemble", **_fit(ensemble, state, stream)})
     return [{"variant": variant.label, **row} for row in rows]
@@ -115,7 +120,7 @@ def _fit(learner: OnlineLearner, state: Any, stream: Stream) -> dict[str, Any]:
         return {"score": float("nan"), "diverged_at": error.step}
     row: dict[str, Any] = {"score": second_half(history.losses), "diverged_at": None}
     if isinstance(learner, LrEnsemble):
-        row.update(ensemble_choice(learner, state))
+        row.update(ensemble_choice(learner.lrs, state))
     return row
 
 
@@ -126,8 +131,7 @@ def forecaster_scores(series: RealSeries, stream: Stream) -> dict[str, float]:
         name: second_half(prequential_losses(baseline, stream.inputs, stream.targets)[1])
         for name, baseline in naive_baselines(None).items()
     }
-    seasonal = np.r_[np.zeros(series.season), stream.targets[: -series.season]]
-    scores["seasonal_naive"] = second_half((seasonal - stream.targets) ** 2)
+    scores["seasonal_naive"] = second_half(seasonal_naive_losses(stream, series.season))
     scores["snarimax"] = min(_snarimax(stream, series.season, lr) for lr in SNARIMAX_LRS)
     return scores
 

@@ -28,11 +28,11 @@ import pandas as pd
 
 from streamgrad.data.dataset import Stream
 from streamgrad.data.synthetic import add_task
+from streamgrad.ensemble import LrEnsemble
 from streamgrad.errors import DivergenceError
 from streamgrad.experiments.lr_choice import (
     ensemble_choice,
     equal_frequency,
-    rate_learners,
     unit_rate_learner,
 )
 from streamgrad.model import Model, make_model
@@ -131,7 +131,7 @@ def _run_method(
 ) -> tuple[dict[str, Any], History | None]:
     """One method as the ensemble over `learning_rates`: its scores and chosen rates and its
     history, or where it diverged (and None)."""
-    _, ensemble = rate_learners(unit_rate_learner(model, method, "sgd"), learning_rates)
+    ensemble = LrEnsemble(unit_rate_learner(model, method, "sgd"), learning_rates)
     state = ensemble.init(model.init(jax.random.PRNGKey(seed)))
     try:
         state, history = ensemble.fit(
@@ -144,7 +144,7 @@ def _run_method(
         )
     except DivergenceError as error:
         return {"diverged_at": error.step}, None
-    return {**_scores(history, stream, lags), **ensemble_choice(ensemble, state)}, history
+    return {**_scores(history, stream, lags), **ensemble_choice(ensemble.lrs, state)}, history
 
 
 def _scores(history: History, stream: Stream, lags: tuple[int, int]) -> dict[str, float]:
