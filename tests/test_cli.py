@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamgrad.cli import main
+from cli_runner import run_cli
 from streamgrad.data.synthetic import add_task
 from streamgrad.data.tabular import write_table
 
@@ -20,13 +20,6 @@ def table(tmp_path: Path) -> Path:
     path = tmp_path / "add.csv"
     write_table(add_task(600, lags=(2, 3), seed=0), path)
     return path
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-        raise SystemExit(0)
-    return int(exit_info.value.code or 0), capsys.readouterr().err
 
 
 def test_train_writes_metrics_summary_and_plot(

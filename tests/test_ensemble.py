@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cli_runner import run_cli
 from streamgrad.bench.measure import time_ensemble
-from streamgrad.cli import main
 from streamgrad.data.synthetic import add_task
 from streamgrad.data.tabular import write_table
 from streamgrad.ensemble import LrEnsemble, _restart_failed
@@ -220,13 +220,6 @@ def table(tmp_path: Path) -> Path:
     path = tmp_path / "add.csv"
     write_table(add_task(3_000, lags=(2, 3), seed=0), path)
     return path
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-        raise SystemExit(0)
-    return int(exit_info.value.code or 0), capsys.readouterr().err
 
 
 def test_train_with_several_rates_writes_the_chosen_rate(
