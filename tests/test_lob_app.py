@@ -144,6 +144,10 @@ def test_lob_command_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFix
         "majority class",
     ]
     assert table["accuracy_day"].between(0, 1).all()
+    # every method that learns (the RNNs and the logistic regression) records the rate its
+    # ensemble chose; the naive forecasters have none
+    rates = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+    assert table["lr"][:3].isin(rates).all() and table["lr"][3:].isna().all()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["data"]["events"] == 4_000
     assert "majority class" in (out / "report.html").read_text()

@@ -123,13 +123,15 @@ def rnn_predictions(
         facts[label] = {
             "steps_per_second": result.summary["steps_per_second"],
             "updates_every": result.summary["updates_every"],
-            "lr": (
-                ensemble_choice(config.lr, result.state)["chosen_most"]
-                if isinstance(config.lr, tuple)
-                else config.lr
-            ),
+            "lr": learning_rate_used(config.lr, result.state),
         }
     return predictions, facts
+
+
+def learning_rate_used(lr: float | tuple[float, ...], state: Any) -> float:
+    """The learning rate of a run: `lr` itself, or for an ensemble of several rates the one
+    it chose most often."""
+    return ensemble_choice(lr, state)["chosen_most"] if isinstance(lr, tuple) else lr
 
 
 def baseline_predictions(
@@ -142,18 +144,18 @@ def baseline_predictions(
     lr: float | tuple[float, ...],
     chunk: int,
     progress: bool,
-) -> dict[str, np.ndarray]:
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, float]]]:
     """Outputs (T, K) of the baselines on the training stream (labels revealed as for the
-    RNNs), mid (T,) the mid price; the logistic regression learns with the RNNs' optimizer
-    and constant learning rate (or, for several rates, their online ensemble, as the RNNs),
-    in chunks of `chunk` steps."""
+    RNNs), mid (T,) the mid price, and the logistic regression's facts (its learning rate);
+    it learns with the RNNs' optimizer and constant learning rate (or, for several rates,
+    their online ensemble, as the RNNs), in chunks of `chunk` steps."""
     schedule = make_schedule("constant", base_lr(lr))
     learner, state = logistic_regression(
         training.input_dim, n_classes, make_optimizer(optimizer, schedule)
     )
     learner = with_lrs(learner, lr)
     state = learner.init(state.params)
-    _, history = learner.fit(
+    state, history = learner.fit(
         state,
         training.inputs,
         training.targets,
@@ -162,11 +164,13 @@ def baseline_predictions(
         description="logistic regression",
         scored_by=labels,
     )
-    return {
+    outputs = {
         "logistic regression": history.outputs,
         "previous move": prequential(PreviousMove(n_classes), mid, training.targets),
         "majority class": prequential(MajorityClass(n_classes), training.inputs, training.targets),
     }
+    facts = {"logistic regression": {"updates_every": 1, "lr": learning_rate_used(lr, state)}}
+    return outputs, facts
 
 
 def write_predictions(
@@ -302,7 +306,7 @@ def run(
         checkpoint_every=checkpoint_every,
         resume=resume,
     )
-    predictions |= baseline_predictions(
+    baselines, baseline_facts = baseline_predictions(
         training,
         frame.mid,
         classes,
@@ -312,6 +316,7 @@ def run(
         chunk=chunk,
         progress=progress,
     )
+    predictions, facts = predictions | baselines, facts | baseline_facts
     table = write_predictions(out, predictions, facts, training, stream.targets, frame)
     settings = {"sampling": sampling, "dt": dt if sampling == "clock" else None, "classes": classes}
     summary = {
