@@ -298,4 +298,5 @@ def test_bench_times_the_ensemble_against_one_learner() -> None:
     result = time_ensemble((1e-3, 1e-2), "elman", "rtrl", 8, "float32", **timing)
     assert (result["cell"], result["algorithm"], result["N"]) == ("elman", "rtrl", 8)
     assert result["lrs"] == [1e-3, 1e-2] and result["finite"]
-    assert result["ratio"] == pytest.approx(result["ensemble_us"] / result["single_us"])
+    assert len(result["round_ratios"]) == 2 and min(result["round_ratios"]) > 0
+    assert result["ratio"] == pytest.approx(float(np.median(result["round_ratios"])))

@@ -18,7 +18,8 @@ cannot beat, one large GEMM, and the slope of log time against log P.
   streamgrad's dense RTRL stores J, are timed too.
 * gemm (`time_gemm`): one large square product, the attainable GFLOP/s.
 * ensemble (`time_ensemble`): the step of a learning-rate ensemble (G copies of the learner
-  at G learning rates in one jitted program) against one learner's, timed the same way.
+  at G learning rates in one jitted program) against one learner's, timed the same way in
+  alternating rounds (one chunk of each per round), the ratio taken per round.
 * slope (`fit_slope`): the least-squares slope of log(step time) against log(P) over the sizes
   with N >= `fit_from` (all sizes when fewer than two qualify). Slope 1 means time linear in P.
 """
@@ -114,6 +115,50 @@ def _sgd_learner(algorithm: OnlineAlgorithm, lrs: Sequence[float]) -> OnlineLear
     return OnlineLearner(algorithm, optax.sgd(LEARNING_RATE))
 
 
+class _ChunkTimer:
+    """One learner (or ensemble of SGD at `lrs`) on a synthetic stream, compiled and warmed
+    up, with its chunk length chosen (module docstring); `time_chunk()` runs one more chunk
+    and returns its wall-clock seconds."""
+
+    def __init__(
+        self,
+        cell: str,
+        algorithm: str,
+        n: int,
+        dtype: str,
+        *,
+        steps: int,
+        target_seconds: float,
+        quick: bool,
+        lrs: Sequence[float] = (),
+    ) -> None:
+        name, options = _cell_options(cell)
+        model = make_model(name, n, 1, **options)
+        self.learner = _sgd_learner(make_algorithm(algorithm, model), lrs)
+        self.state = self.learner.init(model.init(jax.random.PRNGKey(0), dtype))
+        self.rng = np.random.default_rng(2)
+        self.dtype = dtype
+        self.length = steps
+        if not quick:  # calibrate the chunk length on a short chunk
+            probe_length = min(10, steps)
+            self._prepare(probe_length)
+            probe = self.time_chunk()
+            self.length = _chunk_length(probe / probe_length, target_seconds, steps, 10)
+        self._prepare(self.length)
+
+    def _prepare(self, length: int) -> None:
+        """Draw a chunk of `length` steps and run it once (compile and warm-up)."""
+        self.inputs = jnp.asarray(self.rng.standard_normal((length, 1)), self.dtype)
+        self.targets = jnp.asarray(self.rng.standard_normal(length), self.dtype)
+        self.time_chunk()
+
+    def time_chunk(self) -> float:
+        tic = time.perf_counter()
+        self.state, (self.losses, _) = self.learner.run(self.state, self.inputs, self.targets)
+        jax.block_until_ready((self.state, self.losses))
+        return time.perf_counter() - tic
+
+
 def time_learner(
     cell: str,
     algorithm: str,
@@ -130,69 +175,58 @@ def time_learner(
     module docstring), with the chunk length, P and whether the losses stayed finite. With
     `lrs`, of the learning-rate ensemble of SGD at those rates instead (`ensemble.LrEnsemble`:
     one copy per rate, one jitted program)."""
-    name, options = _cell_options(cell)
-    model = make_model(name, n, 1, **options)
-    algo = make_algorithm(algorithm, model)
-    learner = _sgd_learner(algo, lrs)
-    params = model.init(jax.random.PRNGKey(0), dtype)
-    state = learner.init(params)
-    rng = np.random.default_rng(2)
-
-    def chunk(length: int) -> tuple[jax.Array, jax.Array]:
-        inputs = jnp.asarray(rng.standard_normal((length, 1)), dtype)
-        return inputs, jnp.asarray(rng.standard_normal(length), dtype)
-
-    def timed_chunks(length: int, count: int) -> tuple[list[float], jax.Array]:
-        nonlocal state
-        inputs, targets = chunk(length)
-        state, (losses, _) = learner.run(state, inputs, targets)  # compile + warm-up
-        seconds = []
-        for _ in range(count):
-            tic = time.perf_counter()
-            state, (losses, _) = learner.run(state, inputs, targets)
-            jax.block_until_ready((state, losses))
-            seconds.append(time.perf_counter() - tic)
-        return seconds, losses
-
-    length = steps
-    if not quick:  # calibrate the chunk length on a short chunk
-        probe_length = min(10, steps)
-        (probe,), _ = timed_chunks(probe_length, 1)
-        length = _chunk_length(probe / probe_length, target_seconds, steps, 10)
-    seconds, losses = timed_chunks(length, repeats)
-    per_step = np.asarray(seconds) / length * 1e6
+    timer = _ChunkTimer(
+        cell, algorithm, n, dtype, steps=steps, target_seconds=target_seconds, quick=quick, lrs=lrs
+    )
+    per_step = np.asarray([timer.time_chunk() for _ in range(repeats)]) / timer.length * 1e6
     median = float(np.median(per_step))
     return {
         "cell": cell,
         "algorithm": algorithm,
         "N": n,
         "P": count_weights(cell, n, dtype),
-        "chunk_steps": length,
+        "chunk_steps": timer.length,
         "repeats": repeats,
         "median_us": median,
         "min_us": float(per_step.min()),
         "steps_per_second": 1e6 / median,
-        "finite": bool(np.isfinite(np.asarray(losses)).all()),
+        "finite": bool(np.isfinite(np.asarray(timer.losses)).all()),
     }
 
 
 def time_ensemble(
-    lrs: Sequence[float], cell: str, algorithm: str, n: int, dtype: str, **timing: Any
+    lrs: Sequence[float],
+    cell: str,
+    algorithm: str,
+    n: int,
+    dtype: str,
+    *,
+    steps: int,
+    repeats: int,
+    target_seconds: float,
+    quick: bool,
 ) -> dict[str, Any]:
-    """The learning-rate ensemble of `lrs` against one learner, both timed by `time_learner`
-    (with `timing`: steps, repeats, target_seconds, quick) one after the other in this run:
-    microseconds per step of each and `ratio` = ensemble / one learner."""
-    one = time_learner(cell, algorithm, n, dtype, **timing)
-    ensemble = time_learner(cell, algorithm, n, dtype, lrs=lrs, **timing)
+    """The learning-rate ensemble of `lrs` against one learner: after both are compiled and
+    warmed up, `repeats` rounds each time one chunk of the learner and then one of the
+    ensemble, so both see the same machine load; microseconds per step of each (medians over
+    rounds), each round's ratio ensemble / learner (`round_ratios`) and their median `ratio`."""
+    timing = {"steps": steps, "target_seconds": target_seconds, "quick": quick}
+    one = _ChunkTimer(cell, algorithm, n, dtype, **timing)
+    ensemble = _ChunkTimer(cell, algorithm, n, dtype, lrs=lrs, **timing)
+    rounds = np.asarray(
+        [(one.time_chunk() / one.length, ensemble.time_chunk() / ensemble.length)
+         for _ in range(repeats)]
+    ) * 1e6  # fmt: skip
     return {
         "cell": cell,
         "algorithm": algorithm,
         "N": n,
         "lrs": list(lrs),
-        "single_us": one["median_us"],
-        "ensemble_us": ensemble["median_us"],
-        "ratio": ensemble["median_us"] / one["median_us"],
-        "finite": one["finite"] and ensemble["finite"],
+        "single_us": float(np.median(rounds[:, 0])),
+        "ensemble_us": float(np.median(rounds[:, 1])),
+        "ratio": float(np.median(rounds[:, 1] / rounds[:, 0])),
+        "round_ratios": (rounds[:, 1] / rounds[:, 0]).tolist(),
+        "finite": all(np.isfinite(np.asarray(t.losses)).all() for t in (one, ensemble)),
     }
 
 
