@@ -32,13 +32,40 @@ def smooth_clip(z: jax.Array, clip_at: float, bound: float) -> jax.Array:
     return jnp.where(jnp.abs(z) <= clip_at, z, clipped)
 
 
+@jax.custom_jvp
 def spectral_norm(matrix: jax.Array) -> jax.Array:
-    """||A||_2 = sqrt(largest eigenvalue of A^T A), for a 2-D `matrix`. By `eigvalsh` rather
-    than an SVD: XLA's CPU SVD hangs inside a vmapped scan (a guarded GRU, N = 32, under
-    `jax.vmap` of the learner's scan, jax 0.10), eigh does not. Floored at the smallest normal
-    number so that the square root's derivative stays finite at A = 0."""
-    largest = jnp.linalg.eigvalsh(matrix.T @ matrix)[-1]
-    return jnp.sqrt(jnp.maximum(largest, jnp.finfo(matrix.dtype).tiny))
+    """r = ||A||_2 = sqrt(lambda_max(A^T A)) for a 2-D `matrix`, floored at the smallest
+    normal number (so 1 / r stays finite at A = 0), with the derivative
+
+        dr = (A u) . (dA u) / r,    u the unit top eigenvector of A^T A,
+
+    exact wherever the largest singular value is simple. First derivatives only (forward
+    and reverse mode, as the engine needs); differentiating twice is refused by JAX.
+
+    Why not `jnp.linalg.svd` or a plain `eigvalsh`: batched (vmapped) LAPACK calls on CPU
+    split the batch over XLA's intra-op thread pool and wait for it, and when two such calls
+    run at once on a 2-core machine both pool threads wait and the program never finishes
+    (gdb stacks in `jax::ParallelBatchMap`, jax 0.10; seen with the learning-rate ensemble
+    of a guarded Elman and a vmapped guarded GRU). `_top_eigen` is therefore a
+    `sequential_vmap`: under vmap it runs one matrix at a time (`lax.map`), which never
+    enters that path."""
+    return _top_eigen(matrix)[0]
+
+
+@spectral_norm.defjvp
+def _spectral_norm_jvp(
+    primals: tuple[jax.Array], tangents: tuple[jax.Array]
+) -> tuple[jax.Array, jax.Array]:
+    (matrix,), (direction,) = primals, tangents
+    r, u = _top_eigen(matrix)
+    return r, jnp.dot(matrix @ u, direction @ u) / r
+
+
+@jax.custom_batching.sequential_vmap
+def _top_eigen(matrix: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(||A||_2 floored as in `spectral_norm`, the unit top eigenvector of A^T A)."""
+    values, vectors = jnp.linalg.eigh(matrix.T @ matrix)
+    return jnp.sqrt(jnp.maximum(values[-1], jnp.finfo(matrix.dtype).tiny)), vectors[:, -1]
 
 
 def spectral_clip(matrix: jax.Array, clip_at: float, bound: float) -> jax.Array:
