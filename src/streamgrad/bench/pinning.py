@@ -3,9 +3,8 @@
 `pin_to_core` must run before JAX initialises its backend (its first array, device query or
 compile; importing jax is fine), because XLA reads XLA_FLAGS and sizes its thread pools then.
 Measured here: the affinity mask is what confines XLA to one core (a 1024^3 GEMM runs at the
-two-core rate without it, at the one-core rate with it). Eigen's own thread pool is already
-off in every process that imports streamgrad (`--xla_cpu_multi_thread_eigen=false`, set in
-streamgrad/__init__.py).
+two-core rate without it, at the one-core rate with it); `--xla_cpu_multi_thread_eigen=false`
+is added for one core as well.
 
 Whether the backend is already up is read from `jax._src.xla_bridge.backends_are_initialized`:
 jax (0.10) has no public function for it (`jax.extend.backend` offers `backends()`,
@@ -21,12 +20,15 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+ONE_CORE_XLA_FLAG = "--xla_cpu_multi_thread_eigen=false"
+
 
 def pin_to_core(core: int | Sequence[int]) -> list[int]:
-    """Restrict every thread of this process to the given CPU core(s) (Linux affinity).
+    """Restrict every thread of this process to the given CPU core(s) (Linux affinity) and,
+    for a single core, add `--xla_cpu_multi_thread_eigen=false` to XLA_FLAGS.
 
     Call before JAX initialises its backend: threads it starts later inherit the mask, and
-    XLA sizes its thread pools at that point. If the backend is already
+    XLA reads XLA_FLAGS and sizes its thread pools at that point. If the backend is already
     up, the threads are still pinned but a warning says the flags come too late.
     Returns the sorted cores the process may now run on.
     """
@@ -35,6 +37,10 @@ def pin_to_core(core: int | Sequence[int]) -> list[int]:
         raise ValueError("pin_to_core needs at least one core")
     if not hasattr(os, "sched_setaffinity"):
         raise RuntimeError("pinning to cores needs os.sched_setaffinity (Linux)")
+    if len(cores) == 1:
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "xla_cpu_multi_thread_eigen" not in flags:
+            os.environ["XLA_FLAGS"] = f"{flags} {ONE_CORE_XLA_FLAG}".strip()
     tasks = Path("/proc/self/task")
     threads = [int(t.name) for t in tasks.iterdir()] if tasks.is_dir() else [0]
     for thread in threads:
@@ -44,8 +50,8 @@ def pin_to_core(core: int | Sequence[int]) -> list[int]:
             continue
     if _backend_started():
         warnings.warn(
-            "JAX's backend is already initialised: its thread-pool sizes are fixed; call "
-            "pin_to_core before the first JAX computation",
+            "JAX's backend is already initialised: XLA_FLAGS and its thread-pool sizes are "
+            "fixed; call pin_to_core before the first JAX computation",
             RuntimeWarning,
             stacklevel=2,
         )
