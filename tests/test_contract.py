@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from streamgrad.cells.clipping import spectral_clip
+from cli_runner import run_cli  # tests/ is on sys.path under pytest
+from streamgrad.cells.clipping import spectral_clip, spectral_norm
 from streamgrad.data.synthetic import add_task
 from streamgrad.data.tabular import write_table
 from streamgrad.errors import DivergenceError
@@ -19,7 +20,6 @@ from streamgrad.gradients import make_algorithm
 from streamgrad.model import make_model
 from streamgrad.online import OnlineLearner
 from streamgrad.optim import make_optimizer, make_schedule, scale_lr, with_lr_scale
-from test_cli import run_cli  # tests/ is on sys.path under pytest
 
 RECURRENT = {"elman": ("A",), "gru": ("Uz", "Ur", "Uh")}
 LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)  # the learning-rate ensemble's default grid
@@ -50,6 +50,29 @@ def test_spectral_clip_of_zero_is_zero_with_a_finite_gradient() -> None:
     zero = jnp.zeros((3, 3))
     assert not spectral_clip(zero, 0.5, 0.6).any()
     assert jnp.isfinite(jax.grad(lambda a: spectral_clip(a, 0.5, 0.6).sum())(zero)).all()
+
+
+def test_spectral_norm_matches_the_svd_and_runs_one_matrix_at_a_time_under_vmap() -> None:
+    matrices = jax.random.normal(jax.random.PRNGKey(0), (4, 6, 6))
+    directions = jax.random.normal(jax.random.PRNGKey(1), (4, 6, 6))
+
+    def by_svd(a: jax.Array) -> jax.Array:
+        return jnp.linalg.svd(a, compute_uv=False)[0]
+
+    for norm in (spectral_norm, by_svd):  # values and derivatives, batched
+        assert jax.vmap(norm)(matrices).shape == (4,)
+    np.testing.assert_allclose(jax.vmap(spectral_norm)(matrices), jax.vmap(by_svd)(matrices))
+    np.testing.assert_allclose(
+        jax.vmap(jax.grad(spectral_norm))(matrices), jax.vmap(jax.grad(by_svd))(matrices)
+    )
+    tangent = jax.vmap(lambda a, d: jax.jvp(spectral_norm, (a,), (d,))[1])
+    expected = jax.vmap(lambda a, d: jax.jvp(by_svd, (a,), (d,))[1])
+    np.testing.assert_allclose(tangent(matrices, directions), expected(matrices, directions))
+    # batched LAPACK calls can deadlock XLA:CPU's intra-op pool: under vmap the
+    # eigendecomposition must see one (6, 6) matrix at a time, inside a loop
+    text = str(jax.make_jaxpr(jax.vmap(jax.grad(spectral_norm)))(matrices))
+    eigh = [line for line in text.splitlines() if "= eigh[" in line]
+    assert eigh and all("f64[6,6]" in line and "f64[4,6,6]" not in line for line in eigh)
 
 
 def seasonal_series(steps: int) -> tuple[np.ndarray, np.ndarray]:

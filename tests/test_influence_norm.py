@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cli_runner import run_cli  # tests/ is on sys.path under pytest
 from streamgrad.data.synthetic import add_task
 from streamgrad.data.tabular import write_table
 from streamgrad.gradients import influence_norm, make_algorithm, shadowed
@@ -19,7 +20,6 @@ from streamgrad.gradients.base import frobenius
 from streamgrad.model import make_model
 from streamgrad.online import ChunkRecord, OnlineLearner
 from streamgrad.optim import make_optimizer, make_schedule
-from test_cli import run_cli  # tests/ is on sys.path under pytest
 
 
 def walked(spec: str, cell: str = "elman", steps: int = 40) -> tuple[OnlineLearner, object]:

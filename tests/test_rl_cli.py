@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from test_cli import run_cli  # tests/ is on sys.path (pytest rootdir-relative import)
+from cli_runner import run_cli  # tests/ is on sys.path under pytest
 
 
 def test_actor_critic_command_writes_its_results(

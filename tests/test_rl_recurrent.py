@@ -13,12 +13,12 @@ import numpy as np
 import optax
 import pytest
 
+from cli_runner import run_cli  # tests/ is on sys.path under pytest
 from streamgrad.errors import UserError
 from streamgrad.rl.environments import HideObservation, make_env
 from streamgrad.rl.exact import policy
 from streamgrad.rl.recurrent import Transition, init_agent, learn, make_agent, step_gradients
 from streamgrad.rl.tmaze import DOWN, FORWARD, UP, MazeConfig, TMaze, maze_reset, maze_step
-from test_cli import run_cli  # tests/ is on sys.path (pytest rootdir-relative import)
 
 
 def _walk(config: MazeConfig, cue: int, actions: list[int], distractor: int = 0) -> list:

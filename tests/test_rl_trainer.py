@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cli_runner import run_cli  # tests/ is on sys.path under pytest
 from streamgrad.errors import UserError
 from streamgrad.rl.trainer import OnlineActorCritic
-from test_cli import run_cli  # tests/ is on sys.path (pytest rootdir-relative import)
 
 SMALL = {"hidden": 3, "log_every": 25, "dtype": "float64"}
 

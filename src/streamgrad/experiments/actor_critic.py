@@ -87,7 +87,9 @@ def _policy_metrics(tables: exact.Tables, eta: float, restart: float):
             ]
         )
 
-    return jax.vmap(metrics)
+    # one policy at a time: a vmap would batch the LAPACK solves, and batched LAPACK calls can
+    # deadlock XLA:CPU's intra-op pool (see cells/clipping.py `spectral_norm`)
+    return jax.jit(lambda q, logits: jax.lax.map(lambda pair: metrics(*pair), (q, logits)))
 
 
 def run(
