@@ -169,14 +169,11 @@ def time_learner(
     repeats: int,
     target_seconds: float,
     quick: bool,
-    lrs: Sequence[float] = (),
 ) -> dict[str, Any]:
     """Median and min microseconds per learner step for one cell x algorithm x N (see the
-    module docstring), with the chunk length, P and whether the losses stayed finite. With
-    `lrs`, of the learning-rate ensemble of SGD at those rates instead (`ensemble.LrEnsemble`:
-    one copy per rate, one jitted program)."""
+    module docstring), with the chunk length, P and whether the losses stayed finite."""
     timer = _ChunkTimer(
-        cell, algorithm, n, dtype, steps=steps, target_seconds=target_seconds, quick=quick, lrs=lrs
+        cell, algorithm, n, dtype, steps=steps, target_seconds=target_seconds, quick=quick
     )
     per_step = np.asarray([timer.time_chunk() for _ in range(repeats)]) / timer.length * 1e6
     median = float(np.median(per_step))
@@ -195,22 +192,14 @@ def time_learner(
 
 
 def time_ensemble(
-    lrs: Sequence[float],
-    cell: str,
-    algorithm: str,
-    n: int,
-    dtype: str,
-    *,
-    steps: int,
-    repeats: int,
-    target_seconds: float,
-    quick: bool,
+    lrs: Sequence[float], cell: str, algorithm: str, n: int, dtype: str, **timing: Any
 ) -> dict[str, Any]:
     """The learning-rate ensemble of `lrs` against one learner: after both are compiled and
     warmed up, `repeats` rounds each time one chunk of the learner and then one of the
     ensemble, so both see the same machine load; microseconds per step of each (medians over
-    rounds), each round's ratio ensemble / learner (`round_ratios`) and their median `ratio`."""
-    timing = {"steps": steps, "target_seconds": target_seconds, "quick": quick}
+    rounds), each round's ratio ensemble / learner (`round_ratios`) and their median `ratio`.
+    `timing`: steps, repeats, target_seconds, quick, as for `time_learner`."""
+    repeats = timing.pop("repeats")
     one = _ChunkTimer(cell, algorithm, n, dtype, **timing)
     ensemble = _ChunkTimer(cell, algorithm, n, dtype, lrs=lrs, **timing)
     rounds = np.asarray(
