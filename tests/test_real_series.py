@@ -44,7 +44,8 @@ def test_unknown_series_is_one_line() -> None:
 def test_quick_study_beats_persistence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "rs"
     with pytest.raises(SystemExit) as exit_info:
-        main(["experiment", "real-series", "--quick", "--lrs", "1e-3,1e-2", "--out", str(out)])
+        main(["experiment", "real-series", "--quick", "--lrs", "1e-3,1e-2", "--half-life", "200",
+              "--out", str(out)])  # fmt: skip
         raise SystemExit(0)
     assert exit_info.value.code in (0, None), capsys.readouterr().err
     assert {"runs.csv", "table.csv", "forecasters.csv", "scores.png", "summary.json"} <= {
@@ -52,6 +53,7 @@ def test_quick_study_beats_persistence(tmp_path: Path, capsys: pytest.CaptureFix
     }
     summary = json.loads((out / "summary.json").read_text())
     table = summary["table"]
+    assert summary["settings"]["half_life"] == 200
     assert [row["network"] for row in table] == [
         "elman rtrl",
         "elman tbptt:1:10",

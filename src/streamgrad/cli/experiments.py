@@ -255,6 +255,12 @@ def real_series(
     lrs: Annotated[str, typer.Option(help="Learning rates, comma-separated.")] = (
         "1e-4,3e-4,1e-3,3e-3,1e-2"
     ),
+    half_life: Annotated[
+        float | None,
+        typer.Option(
+            help="Half-life (steps) of the ensemble's running losses (default 1000).", min=1.0
+        ),
+    ] = None,
     quick: Annotated[bool, typer.Option(help="elnino, one seed, N = 8, Elman only.")] = False,
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
 ) -> None:
@@ -269,6 +275,7 @@ def real_series(
         "contract": contract,
         "lrs": tuple(numbers(lrs, float, "--lrs")),
         "quick": quick,
+        **({} if half_life is None else {"half_life": half_life}),
     }
     run_experiment("real-series", out, options, force, "table.csv, runs.csv, scores.png")
 
@@ -284,8 +291,12 @@ def recurrent_actor_critic(
     algos: Annotated[
         str, typer.Option(help="Comma-separated: engine specs updating every step, memoryless.")
     ] = "rtrl,tbptt:1:3,memoryless",
-    hidden: Annotated[int, typer.Option(help="GRU units of actor and critic.", min=1)] = 16,
-    quick: Annotated[bool, typer.Option(help="Corridor 4, 8,000 steps, 2 seeds.")] = False,
+    hidden: Annotated[int, typer.Option(help="GRU units of actor and critic.", min=1)] = 32,
+    symbols: Annotated[int, typer.Option(help="Distractor symbols (2 are cues).", min=2)] = 16,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.", min=0.0)] = 1e-3,
+    quick: Annotated[
+        bool, typer.Option(help="Corridor 4, 2 symbols, 8 units, 8,000 steps, 2 seeds.")
+    ] = False,
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
 ) -> None:
     """Recurrent online actor-critic on the T-maze: exact RTRL against TBPTT(1, tau) and a
@@ -296,6 +307,8 @@ def recurrent_actor_critic(
         "steps": steps,
         "algos": tuple(a.strip() for a in algos.split(",") if a.strip()),
         "hidden": hidden,
+        "symbols": symbols,
+        "lr": lr,
         "quick": quick,
     }
     run_experiment("recurrent-actor-critic", out, options, force, "curves.csv, success.png")

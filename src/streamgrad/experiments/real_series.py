@@ -41,7 +41,7 @@ from streamgrad.data.real_series import (
     one_step_stream,
     seasonal_naive_losses,
 )
-from streamgrad.ensemble import LrEnsemble
+from streamgrad.ensemble import DEFAULT_HALF_LIFE, LrEnsemble
 from streamgrad.errors import DivergenceError, UserError
 from streamgrad.experiments.lr_choice import (
     at_rate,
@@ -94,13 +94,18 @@ def second_half(losses: np.ndarray) -> float:
 
 
 def network_scores(
-    variant: Variant, stream: Stream, seeds: int, hidden: int, lrs: tuple[float, ...]
+    variant: Variant,
+    stream: Stream,
+    seeds: int,
+    hidden: int,
+    lrs: tuple[float, ...],
+    half_life: float = DEFAULT_HALF_LIFE,
 ) -> list[dict[str, Any]]:
-    """One row per seed and learning-rate setting (each rate alone, then the ensemble):
-    its second-half score (NaN when it diverged, with the step), and for the ensemble the
-    rate it chose most often and at the last step."""
+    """One row per seed and learning-rate setting (each rate alone, then the ensemble with
+    running losses of the given half-life): its second-half score (NaN when it diverged,
+    with the step), and for the ensemble the rate it chose most often and at the last step."""
     learner = variant.learner(hidden, stream.input_dim)
-    ensemble = LrEnsemble(learner, lrs)
+    ensemble = LrEnsemble(learner, lrs, half_life=half_life)
     rows = []
     model = learner.algorithm.model
     for seed in range(seeds):
@@ -173,6 +178,7 @@ def run(
     every: int = 10,
     contract: float = 0.9,
     lrs: tuple[float, ...] = LRS,
+    half_life: float = DEFAULT_HALF_LIFE,
     quick: bool = False,
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -194,7 +200,7 @@ def run(
             stream = one_step_stream(data)
             forecasters[name] = forecaster_scores(data, stream)
             for variant in chosen:
-                runs = network_scores(variant, stream, seeds, hidden, lrs)
+                runs = network_scores(variant, stream, seeds, hidden, lrs, half_life)
                 rows.extend({"series": name, **row} for row in runs)
                 bar.update(task, advance=1, description=f"{name}: {variant.label}")
     runs = pd.DataFrame(rows)
@@ -212,6 +218,7 @@ def run(
             "every": every,
             "contract": contract,
             "lrs": list(lrs),
+            "half_life": half_life,
             "optimizer": "adam",
             "score": "mean prequential squared error over the second half",
         },
