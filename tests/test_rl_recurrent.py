@@ -18,7 +18,16 @@ from streamgrad.errors import UserError
 from streamgrad.rl.environments import HideObservation, make_env
 from streamgrad.rl.exact import policy
 from streamgrad.rl.recurrent import Transition, init_agent, learn, make_agent, step_gradients
-from streamgrad.rl.tmaze import DOWN, FORWARD, UP, MazeConfig, TMaze, maze_reset, maze_step
+from streamgrad.rl.tmaze import (
+    DOWN,
+    FORWARD,
+    UP,
+    MazeConfig,
+    TMaze,
+    draw_symbol,
+    maze_reset,
+    maze_step,
+)
 
 
 def _walk(config: MazeConfig, cue: int, actions: list[int], distractor: int = 0) -> list:
@@ -58,6 +67,27 @@ def test_tmaze_truncates_at_its_limit_and_distractors_never_reach_the_junction()
     assert [bool(o.truncated) for o in outs] == [False, False, False, False, True]
     with pytest.raises(UserError, match="corridor"):
         MazeConfig(corridor=0)
+
+
+def test_tmaze_with_more_symbols_shows_the_cue_among_them_and_draws_every_distractor() -> None:
+    config = MazeConfig(corridor=2, distractors=True, symbols=5)
+    seen = _walk(config, 1, [FORWARD, FORWARD], distractor=4)
+    np.testing.assert_array_equal(seen[0][0], np.eye(7)[1])  # cue "down": symbol 1 of 5
+    np.testing.assert_array_equal(seen[1][0], [0, 0, 0, 0, 1, 1, 0])  # symbol 4, corridor
+    np.testing.assert_array_equal(seen[2][0], [0, 0, 0, 0, 0, 0, 1])  # the junction
+    keys = jax.random.split(jax.random.PRNGKey(0), 20_000)
+    drawn = np.asarray(jax.vmap(lambda k: draw_symbol(k, 5))(keys))
+    np.testing.assert_allclose(np.bincount(drawn, minlength=5) / drawn.size, 0.2, atol=0.015)
+    two = jax.vmap(lambda k: draw_symbol(k, 2))(keys[:500])
+    coins = jax.vmap(jax.random.bernoulli)(keys[:500])  # the earlier two-symbol draws
+    np.testing.assert_array_equal(np.asarray(two), np.asarray(coins).astype(np.int32))
+    env = TMaze(10, distractors=True, symbols=5)
+    assert env.observation_space.shape == (7,)
+    env.reset(seed=0)
+    symbols = {int(np.argmax(env.step(UP)[0][:5])) for _ in range(40)}  # bump: stay, redraw
+    assert symbols == set(range(5))
+    with pytest.raises(UserError, match="symbols"):
+        MazeConfig(symbols=1)
 
 
 def test_tmaze_gymnasium_env_is_seeded_and_reports_success() -> None:
@@ -242,6 +272,7 @@ def test_quick_tmaze_study_rtrl_beats_the_memoryless_agent(tmp_path: Path) -> No
         (["--algos", "rtrl,tbptt:3"], "tbptt:1:3"),
         (["--seeds", "0,x"], "--seeds"),
         (["--steps", "10"], "--steps"),
+        (["--symbols", "1"], "--symbols"),
     ],
 )
 def test_recurrent_actor_critic_command_bad_options_give_one_line(
@@ -251,3 +282,17 @@ def test_recurrent_actor_critic_command_bad_options_give_one_line(
     code, err = run_cli(["experiment", "recurrent-actor-critic", "--out", out, *args], capsys)
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_recurrent_actor_critic_command_passes_the_maze_and_agent_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    small = ["--corridor", "2", "--steps", "1000", "--seeds", "0", "--hidden", "2"]
+    chosen = ["--algos", "memoryless", "--symbols", "3", "--lr", "0.01"]
+    code, err = run_cli(
+        ["experiment", "recurrent-actor-critic", "--out", str(out), *small, *chosen], capsys
+    )
+    assert code == 0, err
+    config = json.loads((out / "summary.json").read_text())["config"]
+    assert (config["symbols"], config["lr"], config["hidden"]) == (3, 0.01, 2)

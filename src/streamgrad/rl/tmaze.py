@@ -2,15 +2,19 @@
 
 Positions 0..L along a corridor of length L (`corridor`), the junction at L, two arms above
 and below it. An episode starts at position 0 with a cue c in {up, down}, drawn uniformly.
-Observations are 4 bits, (symbol up, symbol down, corridor, junction):
+Observations are K + 2 bits (K = `symbols`, default 2): a one-hot symbol among K, then the
+corridor and junction bits. The cues are symbols 0 (up) and 1 (down):
 
-    first step (position 0, t = 0):  (1, 0, 0, 0) or (0, 1, 0, 0), the cue
-    corridor (position < L, t > 0):  (0, 0, 1, 0)            the cue is never shown again
-    junction (position L):           (0, 0, 0, 1)
+    first step (position 0, t = 0):  symbol c, no place bit    e.g. (1, 0, 0, 0), K = 2
+    corridor (position < L, t > 0):  corridor bit only         (0, 0, 1, 0): the cue is gone
+    junction (position L):           junction bit only         (0, 0, 0, 1)
 
-With `distractors`, every corridor observation also shows a random symbol, up or down
-((1, 0, 1, 0) or (0, 1, 1, 0), uniform and independent): the agent must remember the symbol
-of the first step, the one without the corridor bit, and ignore the later ones.
+With `distractors`, every corridor observation also shows a symbol drawn uniformly from all
+K (the cues included), independently at every step: for K = 2, (1, 0, 1, 0) or (0, 1, 1, 0).
+The agent must remember the symbol of the first step, the one without the corridor bit, and
+ignore the later ones. With K > 2 the distractors span K directions of the input, so the
+write of the cue that a random network makes at the first step is soon buried under theirs
+(docs/theory.md section 3.6): the agent must learn to write the cue and keep the rest out.
 
 Actions: 0 = forward (position + 1, blocked at the junction), 1 = up, 2 = down. Up or down in
 the corridor bumps into its wall (the agent stays); at the junction they enter that arm and
@@ -38,22 +42,24 @@ import numpy as np
 from streamgrad.errors import UserError
 
 N_ACTIONS = 3
-OBS_SIZE = 4
 FORWARD, UP, DOWN = 0, 1, 2
 
 
 @dataclass(frozen=True)
 class MazeConfig:
     """corridor L >= 1; reward of the wrong arm; cost of every other step; time limit
-    (None: 4 (L + 1))."""
+    (None: 4 (L + 1)); distractors in the corridor; size K >= 2 of the symbol alphabet."""
 
     corridor: int = 10
     wrong_reward: float = 0.0
     step_cost: float = 0.0
     max_steps: int | None = None
     distractors: bool = False
+    symbols: int = 2
 
     def __post_init__(self) -> None:
+        if self.symbols < 2:
+            raise UserError(f"T-maze symbols: need at least 2 (the cues), got {self.symbols}")
         if self.corridor < 1:
             raise UserError(f"T-maze corridor: need a length >= 1, got {self.corridor}")
         if self.max_steps is not None and self.max_steps <= self.corridor:
@@ -61,6 +67,11 @@ class MazeConfig:
                 f"T-maze max_steps: need more than the corridor ({self.corridor}), "
                 f"got {self.max_steps}"
             )
+
+    @property
+    def obs_size(self) -> int:
+        """K + 2: the symbol, corridor and junction bits."""
+        return self.symbols + 2
 
     @property
     def limit(self) -> int:
@@ -76,7 +87,7 @@ class MazeState(NamedTuple):
 
 class MazeStep(NamedTuple):
     state: MazeState
-    obs: jax.Array  # (4,)
+    obs: jax.Array  # (K + 2,)
     reward: jax.Array  # ()
     terminated: jax.Array  # () bool: an arm was entered
     truncated: jax.Array  # () bool: the time limit, without an arm
@@ -84,14 +95,22 @@ class MazeStep(NamedTuple):
 
 
 def observe(config: MazeConfig, state: MazeState) -> jax.Array:
-    """The 4-bit observation of the module docstring, float32."""
+    """The K + 2 bits of the module docstring, float32."""
     first = state.t == 0
     junction = state.position == config.corridor
     shown = jnp.where(first, state.cue, state.distractor)
     visible = first | (config.distractors & ~junction)
-    cue_bits = jax.nn.one_hot(shown, 2) * visible
+    cue_bits = jax.nn.one_hot(shown, config.symbols) * visible
     place = jnp.stack([~first & ~junction, junction]).astype(jnp.float32)
     return jnp.concatenate([cue_bits, place])
+
+
+def draw_symbol(key: jax.Array, symbols: int) -> jax.Array:
+    """A distractor symbol, uniform on 0..symbols-1: the number of thresholds j / symbols
+    (j = 1..symbols-1) above u ~ U[0, 1). With 2 symbols this is `jax.random.bernoulli(key)`
+    bit for bit, so runs of the two-symbol maze keep the draws they had before `symbols`."""
+    thresholds = jnp.arange(1, symbols) / symbols
+    return jnp.sum(jax.random.uniform(key) < thresholds).astype(jnp.int32)
 
 
 def maze_reset(config: MazeConfig, cue: jax.Array) -> tuple[MazeState, jax.Array]:
@@ -104,8 +123,8 @@ def maze_reset(config: MazeConfig, cue: jax.Array) -> tuple[MazeState, jax.Array
 def maze_step(
     config: MazeConfig, state: MazeState, action: jax.Array, distractor: jax.Array
 ) -> MazeStep:
-    """One step of the dynamics in the module docstring; `distractor` (0 or 1) is the symbol
-    the next corridor observation shows when `config.distractors`."""
+    """One step of the dynamics in the module docstring; `distractor` (0..K-1, e.g. from
+    `draw_symbol`) is the symbol the next corridor observation shows when `distractors`."""
     at_junction = state.position == config.corridor
     arm = at_junction & (action != FORWARD)
     success = arm & (action - UP == state.cue)
@@ -118,7 +137,7 @@ def maze_step(
 
 
 class TMaze(gymnasium.Env):
-    """The T-maze as a gymnasium environment: Box(0, 1, (4,)) observations, Discrete(3)
+    """The T-maze as a gymnasium environment: Box(0, 1, (K + 2,)) observations, Discrete(3)
     actions, `info["success"]` at the end of an episode."""
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
@@ -131,9 +150,11 @@ class TMaze(gymnasium.Env):
         step_cost: float = 0.0,
         max_steps: int | None = None,
         distractors: bool = False,
+        symbols: int = 2,
     ) -> None:
-        self.config = MazeConfig(corridor, wrong_reward, step_cost, max_steps, distractors)
-        self.observation_space = gymnasium.spaces.Box(0.0, 1.0, (OBS_SIZE,), np.float32)
+        self.config = MazeConfig(corridor, wrong_reward, step_cost, max_steps, distractors, symbols)
+        shape = (self.config.obs_size,)
+        self.observation_space = gymnasium.spaces.Box(0.0, 1.0, shape, np.float32)
         self.action_space = gymnasium.spaces.Discrete(N_ACTIONS)
         self._step = jax.jit(lambda state, a, d: maze_step(self.config, state, a, d))
         self._state: MazeState | None = None
@@ -151,7 +172,8 @@ class TMaze(gymnasium.Env):
             raise RuntimeError("TMaze.step before reset")
         if not self.action_space.contains(int(action)):
             raise ValueError(f"TMaze action must be 0, 1 or 2, got {action!r}")
-        distractor = int(self.np_random.integers(2)) if self.config.distractors else 0
+        symbols = self.config.symbols
+        distractor = int(self.np_random.integers(symbols)) if self.config.distractors else 0
         result = self._step(self._state, jnp.asarray(action, jnp.int32), jnp.asarray(distractor))
         self._state = result.state
         terminated, truncated = bool(result.terminated), bool(result.truncated)
