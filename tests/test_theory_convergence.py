@@ -15,7 +15,7 @@ from streamgrad.cells import Cell
 from streamgrad.data.processes import MarkovModulatedAR
 from streamgrad.data.synthetic import ar1
 from streamgrad.errors import UserError
-from streamgrad.gradients import bptt_gradient
+from streamgrad.gradients import bptt_gradient, rtrl
 from streamgrad.model import Model, linear_readout, make_model
 from streamgrad.theory import (
     contraction_bound,
@@ -24,6 +24,7 @@ from streamgrad.theory import (
     stationary_loss_and_gradient,
     window_laws,
 )
+from streamgrad.theory.stationary import batch_means, flat, summarize
 
 PROCESS = MarkovModulatedAR()
 
@@ -45,6 +46,39 @@ def test_stationary_estimate_equals_bptt_over_the_same_stream(coupling_kind):
     assert estimate.loss == pytest.approx(float(l_all - l_burn) / steps, abs=1e-13)
     assert estimate.grad_norm > 5 * estimate.noise_floor > 0  # far from stationary at init
     assert estimate.loss_se > 0 and estimate.steps == steps and estimate.batches == 6
+
+
+def test_error_bars_match_the_spread_over_independent_runs():
+    """Over 32 independent runs at one theta the batch-means noise floor equals the rms spread
+    of the estimated vector, and grad_norm_se the spread of the estimated norm. Here the noise
+    is concentrated off the gradient's direction, so the norm spreads far less than the floor:
+    the floor is the wrong error bar for |grad L| (it is its size at a stationary point)."""
+    model = make_model("meanfield", 4, 1)
+    params = model.init(jax.random.PRNGKey(2), jnp.float64)
+    burn_in, steps, runs, batches = 200, 10_000, 32, 20
+    inputs, targets = PROCESS.paths(burn_in + steps, runs, seed=5)
+    estimate = jax.vmap(
+        functools.partial(batch_means, rtrl(model), burn_in=burn_in, batches=batches),
+        in_axes=(None, 0, 0),
+    )
+    losses, grads = jax.device_get(estimate(params, jnp.asarray(inputs), jnp.asarray(targets)))
+    each = [
+        summarize(
+            losses[i],
+            jax.tree_util.tree_map(lambda g, i=i: g[i], grads),
+            steps=steps,
+            burn_in=burn_in,
+        )
+        for i in range(runs)
+    ]
+    vectors = np.array([flat(e.grad) for e in each])
+    norms = np.array([e.grad_norm for e in each])
+    floor = np.mean([e.noise_floor for e in each])
+    norm_se = np.mean([e.grad_norm_se for e in each])
+    assert 0.8 < np.sqrt(vectors.var(axis=0, ddof=1).sum()) / floor < 1.25
+    assert 0.75 < norms.std(ddof=1) / norm_se < 1.33
+    assert norm_se < 0.6 * floor
+    assert norms.mean() > 20 * floor  # far from stationary: the delta method applies
 
 
 def _linear_model(rate: float, n: int = 3) -> Model:

@@ -229,6 +229,7 @@ def train_block(setup: Setup, spec: str, index: int, seeds: range) -> dict[str, 
             "loss": estimate.loss,
             "loss_se": estimate.loss_se,
             "grad_norm": estimate.grad_norm,
+            "grad_norm_se": estimate.grad_norm_se,
             "noise_floor": estimate.noise_floor,
         }
         for position, estimate in enumerate(estimates)
@@ -320,7 +321,9 @@ def _estimator(model: Model, burn_in: int, batches: int) -> Any:
 
 def _aggregate(rows: pd.DataFrame) -> dict[str, Any]:
     """Mean over seeds per checkpoint; first/last values and the log-log slope of the mean
-    gradient norm over the checkpoints after 0."""
+    gradient norm over the checkpoints after 0. grad_norm_last_se is the standard error of
+    grad_norm_last from the estimation runs, sqrt(sum_s se_s^2) / S over the S seeds (the
+    spread of another estimate of the same theta_K, not of another training run)."""
     per_step = rows.groupby("step")[["grad_norm", "noise_floor", "loss"]].mean()
     later = per_step[per_step.index > 0]
     slope = np.polyfit(np.log(later.index.to_numpy()), np.log(later.grad_norm.to_numpy()), 1)[0]
@@ -328,17 +331,20 @@ def _aggregate(rows: pd.DataFrame) -> dict[str, Any]:
     return {
         "grad_norm_first": float(per_step.grad_norm.iloc[0]),
         "grad_norm_last": float(per_step.grad_norm.iloc[-1]),
+        "grad_norm_last_se": float(np.sqrt(np.sum(last.grad_norm_se**2)) / len(last)),
         "noise_floor_last": float(per_step.noise_floor.iloc[-1]),
         "grad_norm_slope": float(slope),
         "loss_first": float(per_step.loss.iloc[0]),
         "loss_last": float(per_step.loss.iloc[-1]),
         "grad_norm_last_per_seed": last.grad_norm.tolist(),
+        "grad_norm_se_last_per_seed": last.grad_norm_se.tolist(),
         "noise_floor_last_per_seed": last.noise_floor.tolist(),
     }
 
 
 def table_text(summary: dict[str, Any]) -> str:
-    """Per algorithm: first and last |grad L|, the last noise floor, slope, first/last L."""
+    """Per algorithm: first and last |grad L| (with the last one's standard error), the last
+    noise floor and their ratio, slope, first/last L."""
     rows = [
         {"algorithm": name, **row, "ratio": row["grad_norm_last"] / row["noise_floor_last"]}
         for name, row in summary["algorithms"].items()
@@ -347,6 +353,7 @@ def table_text(summary: dict[str, Any]) -> str:
         Column("algorithm", align="left"),
         Column("grad_norm_first", "|grad L| first", ".4f"),
         Column("grad_norm_last", "|grad L| last", ".4f"),
+        Column("grad_norm_last_se", "+-", ".4f"),
         Column("noise_floor_last", "floor last", ".4f"),
         Column("ratio", "last/floor", ".2f"),
         Column("grad_norm_slope", "slope", ".2f"),

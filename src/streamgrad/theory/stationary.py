@@ -19,6 +19,19 @@ correlation time. The noise floor of |grad L| is sqrt(sum_i se_i^2): even at a s
 point (grad L = 0) the estimated norm is about that large, since
 E|estimate|^2 = |grad L|^2 + sum_i se_i^2.
 
+The floor is the root-mean-square size of the noise vector, not the spread of the estimated
+norm. Away from a stationary point the norm moves only with the noise along the gradient's
+direction u = estimate / |estimate| (delta method):
+
+    se(|grad L|) = std(u . m_1, ..., u . m_B, ddof=1) / sqrt(B)   (grad_norm_se)
+
+which lies between 0 and the floor (u^T C u <= tr C for the batch-means covariance C). It
+equals the floor when the noise is one-dimensional and aligned with grad L, and can be far
+below it when the noise is spread over many directions. It needs |grad L| well above the
+floor: within a few floors u is itself noisy and the interval +-1.96 se covers a little less
+than 95% (93% at 1.2 to 2.5 floors in docs/theory.md, section 1.5), and at grad L = 0 the norm
+is chi-like with a spread of the order of the floor. The floor is the conservative bound.
+
 `gradient_bias` runs any online algorithm the same way (its emitted gradients summed over
 the batch, divided by b: its time-averaged gradient) and compares it with grad L estimated
 on an independent run: relative error, cosine, and the noise floor of the relative error.
@@ -47,7 +60,8 @@ from streamgrad.model import Model, ModelParams
 @dataclass(frozen=True)
 class StationaryEstimate:
     """L(theta) and grad L(theta) (mean per-step loss and gradient) with batch-means
-    standard errors; `grad` and `grad_se` have the layout of the parameters (numpy)."""
+    standard errors; `grad` and `grad_se` have the layout of the parameters (numpy);
+    `grad_norm_se` is the standard error of `grad_norm` (module docstring)."""
 
     loss: float
     loss_se: float
@@ -56,6 +70,7 @@ class StationaryEstimate:
     steps: int
     burn_in: int
     batches: int
+    grad_norm_se: float
 
     @property
     def grad_norm(self) -> float:
@@ -129,6 +144,10 @@ def summarize(
 ) -> StationaryEstimate:
     """Batch means (B,) and (B, ...) -> estimate with batch-means standard errors."""
     count = losses.shape[0]
+    rows = _rows(grads, count)
+    mean = rows.mean(axis=0)
+    # u = mean / |mean|; an exactly zero mean has no direction and gets grad_norm_se = 0
+    direction = mean / max(float(np.linalg.norm(mean)), np.finfo(np.float64).tiny)
 
     def se(values: Any) -> np.ndarray:
         return _se(np.asarray(values, np.float64))
@@ -144,6 +163,7 @@ def summarize(
         steps=steps,
         burn_in=burn_in,
         batches=count,
+        grad_norm_se=float(_se(rows @ direction)),
     )
 
 
@@ -249,8 +269,13 @@ def _flat_batches(
 ) -> np.ndarray:
     """Batch-mean gradients of `algorithm` on `stream`, flattened: (B, P) float64."""
     _, grads = _run(algorithm, params, stream, burn_in, batches)
+    return _rows(grads, batches)
+
+
+def _rows(grads: ModelParams, count: int) -> np.ndarray:
+    """A tree of leaves (B, ...) as one (B, P) float64 array, P in `flat`'s order."""
     leaves = jax.tree_util.tree_leaves(grads)
-    return np.concatenate([np.asarray(g, np.float64).reshape(batches, -1) for g in leaves], 1)
+    return np.concatenate([np.asarray(g, np.float64).reshape(count, -1) for g in leaves], 1)
 
 
 def _se(values: np.ndarray) -> np.ndarray:
