@@ -118,6 +118,8 @@ def test_lob_command_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFix
                 "6",
                 "--algos",
                 "rtrl,tbptt:4",
+                "--lr-half-life",
+                "50",
                 "--out",
                 str(out),
             ]
@@ -150,6 +152,7 @@ def test_lob_command_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFix
     assert table["lr"][:3].isin(rates).all() and table["lr"][3:].isna().all()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["data"]["events"] == 4_000
+    assert summary["model"]["lr_half_life"] == 50
     assert "majority class" in (out / "report.html").read_text()
 
 

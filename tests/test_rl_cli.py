@@ -15,11 +15,13 @@ def test_actor_critic_command_writes_its_results(
 ) -> None:
     out = tmp_path / "ac"
     code, _ = run_cli(
-        ["experiment", "actor-critic", "--quick", "--seeds", "0", "--out", str(out)], capsys
-    )
+        ["experiment", "actor-critic", "--quick", "--seeds", "0", "--t-max", "3", "--out",
+         str(out)], capsys,
+    )  # fmt: skip
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["env"] == "random" and summary["seeds"] == [0]
+    assert summary["config"]["t_max"] == 3
     assert set(summary["ode_distance"]) == {"100", "1000"}
     assert (out / "ode_distance.png").exists() and (out / "metrics.csv").exists()
 

@@ -139,6 +139,7 @@ class LobOptions(BaseModel):
     hidden: int = Field(32, ge=1, le=100_000)
     optimizer: Literal["sgd", "adam", "rmsprop", "adamw"] = "adam"
     lr: LearningRates = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)  # several: an ensemble per method
+    lr_half_life: float = Field(1_000.0, gt=0.0)  # ensemble: half-life of the running losses
     seed: int = 0
     skip_invalid: bool = False
 

@@ -161,7 +161,7 @@ def lob(
     """Online next mid-price move prediction on a LOBSTER day (the bundled AMZN day when
     `orderbook` is None): RNNs against baselines, with report.html. `options` are the `lob`
     command's (orderbook, message, levels, sampling, dt, classes, cells, algos, hidden,
-    optimizer, lr, seed, skip_invalid)."""
+    optimizer, lr, lr_half_life, seed, skip_invalid)."""
     from streamgrad.experiments import lob as experiment
     from streamgrad.resources import bundled_lobster_day
 
@@ -169,6 +169,7 @@ def lob(
     for cell in settings.cell_list:  # validate every run's settings before any work starts
         for algo in settings.algo_list:
             shared = {"hidden": settings.hidden, "optimizer": settings.optimizer, "lr": settings.lr}
+            shared["lr_half_life"] = settings.lr_half_life
             validate(TrainConfig, {"cell": cell, "algo": algo, **shared}, "option")
     with ExitStack() as stack:
         orderbook, message = settings.orderbook, settings.message
@@ -191,6 +192,7 @@ def lob(
             hidden=settings.hidden,
             optimizer=settings.optimizer,
             lr=settings.lr,
+            lr_half_life=settings.lr_half_life,
             seed=settings.seed,
             skip_invalid=settings.skip_invalid,
             progress=progress,

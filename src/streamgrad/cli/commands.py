@@ -58,6 +58,10 @@ def lob(
             "learning-rate ensemble (the default), which chooses the rate online."
         ),
     ] = "1e-4,3e-4,1e-3,3e-3,1e-2",
+    lr_half_life: Annotated[
+        float | None,
+        typer.Option(help="Ensemble: half-life (steps) of the running losses (default 1000)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the initial parameters.")] = 0,
     skip_invalid: Annotated[
         bool, typer.Option(help="Skip invalid rows (counted in summary.json) instead of stopping.")
@@ -89,6 +93,7 @@ def lob(
         "lr": lr_option(lr),
         "seed": seed,
         "skip_invalid": skip_invalid,
+        **({} if lr_half_life is None else {"lr_half_life": lr_half_life}),
     }
     summary = jobs.lob(
         out,

@@ -220,6 +220,10 @@ def actor_critic(
     ] = "random",
     sizes: Annotated[str, typer.Option(help="Hidden units N, comma-separated.")] = "100,1000,10000",
     seeds: Annotated[str, typer.Option(help="Seeds, comma-separated.")] = "0,1,2",
+    t_max: Annotated[
+        float | None,
+        typer.Option(help="Horizon in ODE time t = k / N (default 10 random MDP, else 50).", min=0),
+    ] = None,
     quick: Annotated[bool, typer.Option(help="N = 100, 1000, two seeds, short horizon.")] = False,
     workers: Workers = 0,
     scheduler: Scheduler = None,
@@ -234,6 +238,7 @@ def actor_critic(
         "quick": quick,
         "workers": workers,
         "scheduler": scheduler,
+        **({} if t_max is None else {"t_max": t_max}),
     }
     run_experiment(
         "actor-critic", out, options, force, "metrics.csv, ode_distance.png, training.png"

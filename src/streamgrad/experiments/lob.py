@@ -36,7 +36,7 @@ from streamgrad.config import TrainConfig
 from streamgrad.data.dataset import Stream
 from streamgrad.data.lob_features import FeatureFrame, lob_stream
 from streamgrad.data.lobster import LobsterDay, read_lobster
-from streamgrad.ensemble import base_lr, with_lrs
+from streamgrad.ensemble import DEFAULT_HALF_LIFE, base_lr, with_lrs
 from streamgrad.errors import UserError
 from streamgrad.experiments.lob_report import write_plots, write_report
 from streamgrad.experiments.lr_choice import ensemble_choice
@@ -142,6 +142,7 @@ def baseline_predictions(
     labels: np.ndarray,
     optimizer: str,
     lr: float | tuple[float, ...],
+    lr_half_life: float,
     chunk: int,
     progress: bool,
 ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, float]]]:
@@ -153,7 +154,7 @@ def baseline_predictions(
     learner, state = logistic_regression(
         training.input_dim, n_classes, make_optimizer(optimizer, schedule)
     )
-    learner = with_lrs(learner, lr)
+    learner = with_lrs(learner, lr, lr_half_life)
     state = learner.init(state.params)
     state, history = learner.fit(
         state,
@@ -276,6 +277,7 @@ def run(
     hidden: int = 32,
     optimizer: str = "adam",
     lr: float | tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
+    lr_half_life: float = DEFAULT_HALF_LIFE,
     seed: int = 0,
     skip_invalid: bool = False,
     progress: bool = False,
@@ -290,7 +292,13 @@ def run(
         orderbook, message, levels, sampling, dt, classes, skip_invalid
     )
     training = replace(stream, targets=revealed_targets(stream.targets, frame.mid, classes))
-    model = {"hidden": hidden, "optimizer": optimizer, "lr": lr, "seed": seed}
+    model = {
+        "hidden": hidden,
+        "optimizer": optimizer,
+        "lr": lr,
+        "lr_half_life": lr_half_life,
+        "seed": seed,
+    }
     configs = {
         f"{cell} {algorithm}": TrainConfig(cell=cell, algo=algorithm, chunk=chunk, **model)
         for cell in cells
@@ -313,6 +321,7 @@ def run(
         labels=stream.targets,
         optimizer=optimizer,
         lr=lr,
+        lr_half_life=lr_half_life,
         chunk=chunk,
         progress=progress,
     )
