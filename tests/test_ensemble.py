@@ -69,23 +69,40 @@ def test_one_copy_equals_the_single_learner_bitwise(cell: str, spec: str) -> Non
             np.testing.assert_array_equal(mine[0], theirs, err_msg=part)
 
 
+@pytest.mark.parametrize("spec", ["rtrl", "tbptt:4", "tbptt:1:3", "rtrl:every=3"])
 @pytest.mark.parametrize(("optimizer", "rtol"), [("sgd", 0.0), ("adam", 1e-12)])
-def test_copies_equal_independent_learners(optimizer: str, rtol: float) -> None:
+def test_copies_equal_independent_learners(spec: str, optimizer: str, rtol: float) -> None:
     """float64 (conftest.py runs tests in x64 mode): with SGD every copy's parameters equal
     the single learner's bitwise; with Adam to 1e-12 (XLA compiles Adam's step with a constant
-    learning rate differently from one with a traced multiplier: last-bit differences)."""
+    learning rate differently from one with a traced multiplier: last-bit differences). The
+    algorithms with step counters (TBPTT, every=K) check that the counters, shared by the
+    copies, still follow each copy."""
     model = make_model("elman", 5, 2)
     inputs, targets = stream(60, jnp.float64)
     rates = (0.003, 0.01, 0.05)
-    ensemble = LrEnsemble(learner_at("rtrl", model, optimizer, 1.0), rates)
+    ensemble = LrEnsemble(learner_at(spec, model, optimizer, 1.0), rates)
     together = ensemble.init(model.init(jax.random.PRNGKey(2), jnp.float64))
     together, _ = ensemble.run(together, inputs, targets)
     for g, lr in enumerate(rates):
-        single = learner_at("rtrl", model, optimizer, lr)
+        single = learner_at(spec, model, optimizer, lr)
         state = single.init(model.init(jax.random.PRNGKey(2), jnp.float64))
         state, _ = single.run(state, inputs, targets)
         for mine, theirs in zip(leaves(together.params), leaves(state.params), strict=True):
             np.testing.assert_allclose(mine[g], theirs, rtol=rtol, atol=0.0)
+
+
+def test_tbptt_copies_branch_on_the_window_end_instead_of_computing_it_every_step() -> None:
+    # the copies' step counters are passed unbatched, so TBPTT's "window ends now" stays a
+    # lax.cond; batched it becomes a select that runs the window's backward pass every step
+    model = make_model("elman", 4, 2)
+    ensemble = LrEnsemble(learner_at("tbptt:5", model, "sgd", 1.0), (0.01, 0.1))
+    state = ensemble.init(model.init(jax.random.PRNGKey(0), jnp.float64))
+    one = ensemble.member.init(model.init(jax.random.PRNGKey(0), jnp.float64))
+    inputs, targets = stream(10, jnp.float64)
+    xy = (inputs[0], targets[0])
+    together = str(jax.make_jaxpr(lambda s: ensemble._step(s, *xy))(state))
+    alone = str(jax.make_jaxpr(lambda s: ensemble.member.step(s, *xy))(one))
+    assert together.count(" cond[") >= alone.count(" cond[") >= 1  # every branch survives
 
 
 def test_the_choice_at_step_k_uses_losses_up_to_k_minus_1_only() -> None:
