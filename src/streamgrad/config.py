@@ -75,7 +75,7 @@ class TrainConfig(BaseModel):
     tau: int = Field(10, ge=1)  # truncation of plain `tbptt`
     optimizer: Literal["sgd", "adam", "rmsprop", "adamw"] = "sgd"
     lr: LearningRates = 0.01  # several: a learning-rate ensemble (ensemble.LrEnsemble)
-    lr_half_life: float = Field(1_000.0, gt=0.0)  # ensemble: half-life of the running losses
+    lr_half_life: float = Field(100.0, gt=0.0)  # ensemble: half-life (ensemble.DEFAULT_HALF_LIFE)
     schedule: Literal["constant", "robbins-monro", "cosine", "exponential"] = "constant"
     k0: float = Field(10_000.0, gt=0.0)  # Robbins-Monro: lr / (1 + k / k0)^rho
     rho: float = Field(0.75, gt=0.5, le=1.0)
@@ -139,7 +139,7 @@ class LobOptions(BaseModel):
     hidden: int = Field(32, ge=1, le=100_000)
     optimizer: Literal["sgd", "adam", "rmsprop", "adamw"] = "adam"
     lr: LearningRates = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)  # several: an ensemble per method
-    lr_half_life: float = Field(1_000.0, gt=0.0)  # ensemble: half-life of the running losses
+    lr_half_life: float = Field(100.0, gt=0.0)  # ensemble: half-life (ensemble.DEFAULT_HALF_LIFE)
     seed: int = 0
     skip_invalid: bool = False
 

@@ -47,7 +47,7 @@ from streamgrad.model import ModelParams
 from streamgrad.online import LearnerState, OnlineLearner
 from streamgrad.optim import scale_lr, with_lr_scale
 
-DEFAULT_HALF_LIFE = 1_000.0
+DEFAULT_HALF_LIFE = 100.0  # docs/real-series.md: 1,000 kept the early leader on short streams
 
 
 class EnsembleState(NamedTuple):

@@ -60,7 +60,7 @@ def lob(
     ] = "1e-4,3e-4,1e-3,3e-3,1e-2",
     lr_half_life: Annotated[
         float | None,
-        typer.Option(help="Ensemble: half-life (steps) of the running losses (default 1000)."),
+        typer.Option(help="Ensemble: half-life (steps) of the running losses (default 100)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the initial parameters.")] = 0,
     skip_invalid: Annotated[

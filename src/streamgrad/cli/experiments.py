@@ -263,7 +263,7 @@ def real_series(
     half_life: Annotated[
         float | None,
         typer.Option(
-            help="Half-life (steps) of the ensemble's running losses (default 1000).", min=1.0
+            help="Half-life (steps) of the ensemble's running losses (default 100).", min=1.0
         ),
     ] = None,
     quick: Annotated[bool, typer.Option(help="elnino, one seed, N = 8, Elman only.")] = False,
