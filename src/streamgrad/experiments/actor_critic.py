@@ -78,17 +78,11 @@ def _policy_metrics(tables: exact.Tables, eta: float, restart: float):
         error = q.reshape(shape) - exact.q_values(tables, f)
         nu = exact.sampling_law(tables, f, restart)
         grad = exact.policy_gradient(tables, logits, eta)
-        return jnp.stack(
-            [
-                jnp.sqrt(jnp.sum(nu * error**2)),
-                jnp.max(jnp.where(nu > 1e-6, jnp.abs(error), 0.0)),
-                exact.objective(tables, f),
-                jnp.linalg.norm(grad),
-            ]
-        )
+        rms = jnp.sqrt(jnp.sum(nu * error**2))
+        worst = jnp.max(jnp.where(nu > 1e-6, jnp.abs(error), 0.0))
+        return jnp.stack([rms, worst, exact.objective(tables, f), jnp.linalg.norm(grad)])
 
-    # one policy at a time: a vmap would batch the LAPACK solves, and batched LAPACK calls can
-    # deadlock XLA:CPU's intra-op pool (see cells/clipping.py `spectral_norm`)
+    # one policy at a time: batched LAPACK solves can deadlock (cells/clipping.py spectral_norm)
     return jax.jit(lambda q, logits: jax.lax.map(lambda pair: metrics(*pair), (q, logits)))
 
 
