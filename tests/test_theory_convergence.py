@@ -189,19 +189,29 @@ def test_markov_modulated_ar_is_reproducible_and_has_its_law():
     block = process.paths(1_000, 2, seed=7, first=1)  # a block of paths drawn on its own
     np.testing.assert_array_equal(block[0][0], process.paths(1_000, 3, seed=7)[0][1])
     np.testing.assert_array_equal(block[1][1], process.paths(1_000, 3, seed=7)[1][2])
+    # a shorter path is the prefix of the longer one, and pieces of any size join up to it
+    short = process.paths(1_000, 2, seed=7)
+    np.testing.assert_array_equal(short[0], inputs[:, :1_000])
+    np.testing.assert_array_equal(short[1], targets[:, :1_000])
+    pieces = list(process.blocks(200_000, 2, seed=7, size=70_001))
+    assert [piece[0].shape for piece in pieces] == [(2, 70_001, 1)] * 2 + [(2, 59_998, 1)]
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in pieces], 1), inputs)
+    np.testing.assert_array_equal(np.concatenate([p[1] for p in pieces], 1), targets)
     x = inputs[0, :, 0]
     # stationary: mean 0, variance Var(mu) + sigma^2 / (1 - phi^2) = 1 + 1/3
     assert abs(x.mean()) < 0.05
     assert x.var() == pytest.approx(1 + 0.25 / 0.75, rel=0.03)
     # the signal target is the next input without its innovation: residual variance sigma^2
     assert np.var(x[1:] - targets[0, :-1]) == pytest.approx(0.25, rel=0.02)
-    nxt = MarkovModulatedAR(target="next")(100, seed=1)
+    nxt = MarkovModulatedAR(target="next")(70_000, seed=1)  # across a piece of the generator
     np.testing.assert_array_equal(nxt.targets[:-1], nxt.inputs[1:, 0])
     for bad in ({"phi": 1.0}, {"stay": 1.0}, {"sigmas": (1.0,)}, {"target": "x"}):
         with pytest.raises(UserError):
             MarkovModulatedAR(**bad)
     with pytest.raises(UserError, match="first"):
         process.paths(10, 1, seed=0, first=-1)
+    with pytest.raises(UserError, match="size"):
+        process.blocks(10, 1, seed=0, size=0)
 
 
 def test_rtrl_convergence_quick(tmp_path):

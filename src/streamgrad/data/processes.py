@@ -31,6 +31,7 @@ estimators' burn-in removes the rest).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -41,6 +42,9 @@ from streamgrad.data.dataset import Stream
 from streamgrad.errors import UserError
 
 Target = Literal["signal", "next"]
+# Steps drawn per generator call: a path is its sequence of pieces of this length, so the path
+# of any length is a prefix of the longer ones, whatever piece size a reader asks for.
+BLOCK = 65_536
 
 
 class Process(Protocol):
@@ -102,34 +106,68 @@ class MarkovModulatedAR:
         (P, T, 1) = x_0..x_{T-1}, targets (P, T), float64. Path p comes from its own generator
         seeded by (seed, p), so it does not depend on n_paths or on which other paths are drawn
         with it (a block of paths can be drawn on its own), and `paths(T, 1, seed=s)[0]` is
-        `self(T, seed=s)`.
+        `self(T, seed=s)`. A path of length T is the first T steps of the same path at any
+        longer length (`blocks`)."""
+        return next(self.blocks(n_steps, n_paths, seed=seed, first=first, size=n_steps))
 
-        Vectorised: a regime change is a jump by J ~ Uniform{1..R-1} (mod R), so
-        r_k = (r_0 + sum of jumps) mod R, and z is the linear filter
-        z_k = phi z_{k-1} + sigma_{r_k} e_k (scipy.signal.lfilter)."""
+    def blocks(
+        self, n_steps: int, n_paths: int, *, seed: int, first: int = 0, size: int = BLOCK
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The runs of `paths`, `size` steps at a time (the last piece may be shorter): inputs
+        (P, size, 1) and targets (P, size) per piece, in time order. Memory is O(P x size), so a
+        stream longer than memory can be trained on."""
         check_int("n_steps", n_steps, 1)
         check_int("n_paths", n_paths, 1)
         check_int("seed", seed, 0)
         check_int("first", first, 0)
+        check_int("size", size, 1)
+        return self._pieces(self._draws(n_paths, seed, first), n_paths, n_steps, size)
+
+    @staticmethod
+    def _pieces(
+        draws: Iterator[tuple[np.ndarray, ...]], n_paths: int, n_steps: int, size: int
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """`draws` re-cut into pieces of `size` steps, `n_steps` in all."""
+        held, count, left = [], 0, n_steps  # drawn pieces not yet handed out, and their steps
+        while left > 0:
+            want = min(size, left)
+            while count < want:
+                held.append(next(draws))
+                count += held[-1][0].shape[1]
+            x, y = (np.concatenate([piece[i] for piece in held], 1) for i in (0, 1))
+            yield x[:, :want, None], y[:, :want]
+            held, count, left = [(x[:, want:], y[:, want:])], count - want, left - want
+
+    def _draws(self, n_paths: int, seed: int, first: int) -> Iterator[tuple[np.ndarray, ...]]:
+        """Endless (inputs (P, BLOCK), targets (P, BLOCK)) of the paths first.., BLOCK steps
+        per piece, each piece continuing the chain (r, z) where the last one ended.
+
+        Vectorised: a regime change is a jump by J ~ Uniform{1..R-1} (mod R), so
+        r_k = (r_0 + sum of jumps) mod R, and z is the linear filter
+        z_k = phi z_{k-1} + sigma_{r_k} e_k (scipy.signal.lfilter)."""
         means, sigmas, r = np.asarray(self.means), np.asarray(self.sigmas), self.n_regimes
-        regimes = np.empty((n_paths, n_steps + 1), np.int64)
-        noise, z0 = np.empty((n_paths, n_steps)), np.empty(n_paths)
-        for p in range(n_paths):
-            rng = np.random.default_rng([seed, first + p])
-            changes = rng.random(n_steps) >= self.stay
-            jumps = np.where(changes, rng.integers(1, r, size=n_steps), 0)
-            regimes[p] = (rng.integers(r) + np.concatenate([[0], np.cumsum(jumps)])) % r
-            z0[p] = rng.standard_normal() * sigmas[regimes[p, 0]] / np.sqrt(1 - self.phi**2)
-            noise[p] = rng.standard_normal(n_steps)
-        innovations = sigmas[regimes[:, 1:]] * noise  # sigma_{r_k} e_k, k = 1..T
-        z_rest, _ = scipy.signal.lfilter(
-            [1.0], [1.0, -self.phi], innovations, axis=1, zi=self.phi * z0[:, None]
-        )
-        z = np.concatenate([z0[:, None], z_rest], axis=1)  # z_0..z_T
-        x = means[regimes] + z
-        if self.target == "next":
-            return x[:, :-1, None], x[:, 1:].copy()
-        return x[:, :-1, None], means[regimes[:, 1:]] + self.phi * z[:, :-1]
+        rngs = [np.random.default_rng([seed, first + p]) for p in range(n_paths)]
+        regime = np.array([rng.integers(r) for rng in rngs])  # r_k at the piece's start
+        z = np.array([rng.standard_normal() for rng in rngs]) * sigmas[regime]
+        z = z / np.sqrt(1 - self.phi**2)
+        regimes, noise = np.empty((n_paths, BLOCK), np.int64), np.empty((n_paths, BLOCK))
+        while True:
+            for p, rng in enumerate(rngs):  # r_{k+1..k+B}, e_{k+1..k+B}
+                changes = rng.random(BLOCK) >= self.stay
+                jumps = np.where(changes, rng.integers(1, r, size=BLOCK), 0)
+                regimes[p] = (regime[p] + np.cumsum(jumps)) % r
+                noise[p] = rng.standard_normal(BLOCK)
+            z_next, _ = scipy.signal.lfilter(
+                [1.0], [1.0, -self.phi], sigmas[regimes] * noise, axis=1, zi=self.phi * z[:, None]
+            )
+            z_now = np.concatenate([z[:, None], z_next[:, :-1]], 1)  # z_k..z_{k+B-1}
+            r_now = np.concatenate([regime[:, None], regimes[:, :-1]], 1)
+            inputs = means[r_now] + z_now
+            if self.target == "next":
+                yield inputs, means[regimes] + z_next
+            else:
+                yield inputs, means[regimes] + self.phi * z_now
+            regime, z = regimes[:, -1].copy(), z_next[:, -1].copy()
 
     def __call__(self, n_steps: int, *, seed: int) -> Stream:
         inputs, targets = self.paths(n_steps, 1, seed=seed)

@@ -23,6 +23,7 @@ SnAp-1 and RFLO, next to the contraction rate of the chain.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -211,8 +212,10 @@ def train_block(setup: Setup, spec: str, index: int, seeds: range) -> dict[str, 
     Returns the rows of convergence.csv (one per seed and checkpoint) and of training.csv."""
     with jax.enable_x64(False):  # float32 whatever ran before in this process
         model = setup.model()
-        inputs, targets = PROCESS.paths(setup.steps, len(seeds), seed=TRAIN, first=seeds.start)
-        snapshots, losses = _train(model, spec, initial_keys(seeds), inputs, targets, setup)
+        stream = PROCESS.blocks(
+            setup.steps, len(seeds), seed=TRAIN, first=seeds.start, size=setup.chunk
+        )  # chunk by chunk: the whole stream of every seed would take gigabytes
+        snapshots, losses = _train(model, spec, initial_keys(seeds), stream, setup)
         # leaves (seeds, checkpoints, ...) -> (seeds x checkpoints, ...): seed-major
         stacked = jax.tree_util.tree_map(
             lambda *a: np.stack(a, 1).reshape(-1, *a[0].shape[1:]), *snapshots
@@ -262,13 +265,13 @@ def _train(
     model: Model,
     spec: str,
     keys: jax.Array,
-    inputs: np.ndarray,
-    targets: np.ndarray,
+    stream: Iterator[tuple[np.ndarray, np.ndarray]],
     setup: Setup,
 ) -> tuple[list[Any], list[dict[str, Any]]]:
-    """Online SGD on every stream of inputs (S, T, 1), targets (S, T) at once, from the
-    parameters drawn with `keys` (S,); the parameters at each checkpoint (leaves (S, ...)
-    numpy) and the mean prequential loss per chunk and stream (seed 0..S-1)."""
+    """Online SGD on S streams at once, from the parameters drawn with `keys` (S,); `stream`
+    gives the chunks in time order, inputs (S, chunk, 1) and targets (S, chunk). Returns the
+    parameters at each checkpoint (leaves (S, ...) numpy) and the mean prequential loss per
+    chunk and stream (seed 0..S-1)."""
     algorithm = make_algorithm(spec, model)
     lr, k0, rho = setup.schedule
     every = int(spec.split(":")[-1]) if spec.startswith("tbptt") else 1  # updates per step
@@ -278,12 +281,9 @@ def _train(
     snapshots, losses, position, chunk = [jax.device_get(states.params)], [], 0, setup.chunk
     for mark in setup.marks[1:]:
         while position < mark:
-            window = slice(position, position + chunk)
+            inputs, targets = next(stream)
             states, (loss, _) = run_batched(
-                learner,
-                states,
-                jnp.asarray(inputs[:, window], jnp.float32),
-                jnp.asarray(targets[:, window], jnp.float32),
+                learner, states, jnp.asarray(inputs, jnp.float32), jnp.asarray(targets, jnp.float32)
             )
             position += chunk
             means = np.asarray(loss).mean(axis=1)
