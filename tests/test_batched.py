@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,7 +15,13 @@ from streamgrad.gradients import make_algorithm
 from streamgrad.model import make_model
 from streamgrad.online import OnlineLearner
 
-CASES = [("elman", "rtrl", None), ("gru", "tbptt:4", None), ("diagonal", "rtrl", 3)]
+CASES = [
+    ("elman", "rtrl", None),
+    ("gru", "tbptt:4", None),
+    ("diagonal", "rtrl", 3),
+    ("elman", "tbptt:1:3", None),
+    ("elman", "rtrl:every=4", None),
+]
 
 
 @pytest.mark.parametrize(("cell", "spec", "n_classes"), CASES)
@@ -50,6 +58,19 @@ def test_batched_run_equals_a_loop_of_single_runs(
             jax.tree_util.tree_leaves(states), jax.tree_util.tree_leaves(single), strict=True
         ):
             np.testing.assert_allclose(batched_leaf[b], leaf, rtol=1e-12, atol=1e-14)
+
+
+def test_tbptt_streams_branch_on_the_window_end_instead_of_computing_it_every_step() -> None:
+    # the streams' step counters are passed unbatched, so TBPTT's "window ends now" stays a
+    # lax.cond; batched it becomes a select that runs the window's backward pass every step
+    model = make_model("elman", 4, 2)
+    learner = OnlineLearner(make_algorithm("tbptt:5", model), optax.sgd(0.1))
+    states = init_batched(learner, jax.random.split(jax.random.PRNGKey(0), 3), jnp.float64)
+    one = learner.init(model.init(jax.random.PRNGKey(0), jnp.float64))
+    inputs, targets = jnp.ones((3, 10, 2)), jnp.zeros((3, 10))
+    together = str(jax.make_jaxpr(partial(run_batched, learner))(states, inputs, targets))
+    alone = str(jax.make_jaxpr(learner.run)(one, inputs[0], targets[0]))
+    assert together.count(" cond[") >= alone.count(" cond[") >= 1  # every branch survives
 
 
 def test_streams_are_independent() -> None:

@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from streamgrad.batched import vmap_learners
 from streamgrad.model import ModelParams
 from streamgrad.online import LearnerState, OnlineLearner
 from streamgrad.optim import scale_lr, with_lr_scale
@@ -140,7 +141,9 @@ class LrEnsemble(OnlineLearner):
         self, state: EnsembleState, x: jax.Array, y: jax.Array
     ) -> tuple[EnsembleState, tuple[jax.Array, jax.Array, jax.Array]]:
         """`step`, also returning the chosen copy c_k."""
-        copies, (losses, outputs) = _vmapped_step(self.member, state.copies, x, y)
+        copies, (losses, outputs) = vmap_learners(
+            self.member.step, state.copies, x, y, in_axes=(None, None)
+        )
         chosen = _choose(state.running, jnp.isfinite(outputs).all(axis=1))
         running = self.decay * state.running + (1.0 - self.decay) * losses
         copies, running, restarted = _restart_failed(copies, running, losses)
@@ -198,42 +201,6 @@ class LrEnsemble(OnlineLearner):
         """o_k of the copy `step` would choose for input x_k, without changing the state."""
         outputs = jax.vmap(self.member.predict, in_axes=(0, None))(state.copies, x)
         return outputs[_choose(state.running, jnp.isfinite(outputs).all(axis=1))]
-
-
-def _vmapped_step(
-    member: OnlineLearner, copies: LearnerState, x: jax.Array, y: jax.Array
-) -> tuple[LearnerState, tuple[jax.Array, jax.Array]]:
-    """`member.step` of every copy, vmapped, with the step counters passed unbatched.
-
-    The counters (the example count k and every integer scalar of the algorithm state:
-    TBPTT's ring-buffer position, fill and steps since its update, the pending count of
-    `every`) are the same in all copies, since every copy takes the same steps and a restart
-    copies a whole state. Batched, they would turn TBPTT's `lax.cond` on "a window ends now"
-    into a `select` that runs the window's backward pass at every step (14x one learner's
-    step instead of about G x, docs/benchmarks.md); unbatched, the cond stays a branch. They
-    are stored per copy (the state's layout does not change) and copy 0's are used."""
-    shared = copies._replace(
-        params=jax.tree_util.tree_map(lambda _: False, copies.params),
-        opt_state=jax.tree_util.tree_map(lambda _: False, copies.opt_state),
-        hidden=False,
-        algo_state=jax.tree_util.tree_map(
-            lambda leaf: jnp.issubdtype(leaf.dtype, jnp.integer) and leaf.ndim == 1,
-            copies.algo_state,
-        ),
-        step=True,
-    )
-    axes = jax.tree_util.tree_map(lambda is_shared: None if is_shared else 0, shared)
-    first = jax.tree_util.tree_map(lambda leaf, s: leaf[0] if s else leaf, copies, shared)
-    stepped, result = jax.vmap(member.step, in_axes=(axes, None, None), out_axes=(axes, 0))(
-        first, x, y
-    )
-    size = jax.tree_util.tree_leaves(copies.params)[0].shape[0]
-    restacked = jax.tree_util.tree_map(
-        lambda leaf, s: jnp.broadcast_to(leaf, (size, *leaf.shape)) if s else leaf,
-        stepped,
-        shared,
-    )
-    return restacked, result
 
 
 def _choose(running: jax.Array, usable: jax.Array) -> jax.Array:
