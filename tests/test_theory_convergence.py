@@ -235,6 +235,25 @@ def test_rtrl_convergence_quick(tmp_path):
     assert "rtrl" in rtrl_convergence.table_text(summary)
 
 
+def test_the_study_trains_in_float64_so_tiny_late_steps_are_not_rounded_away():
+    # late in a long run alpha_k g_k falls below half of float32's spacing near theta, and
+    # float32 SGD drops those steps (docs/theory.md 1.4): here steps of about 1e-9 would not
+    # move float32 parameters of size 0.1..1 at all
+    from streamgrad.experiments import rtrl_convergence as rc
+
+    setup = rc.Setup("shared", 4, 2_000, (0, 2_000), 500, (1e-9, 1e15, 1.0), 100, 10, 10)
+    stream = rc.PROCESS.blocks(2_000, 2, seed=0, size=500)
+    snapshots, _ = rc._train(setup.model(), "rtrl", rc.initial_keys(range(2)), stream, setup)
+    first, last = (jax.tree_util.tree_leaves(snapshot) for snapshot in snapshots)
+    assert all(leaf.dtype == np.float64 for leaf in last)
+    moved = max(float(np.abs(a - b).max()) for a, b in zip(first, last, strict=True))
+    assert 1e-8 < moved < 1e-4
+    # the start is the float32 draw (the one the bias at theta_0 uses)
+    theta0 = setup.model().init(rc.initial_keys(range(1))[0])
+    for leaf, drawn in zip(first, jax.tree_util.tree_leaves(theta0), strict=True):
+        np.testing.assert_array_equal(leaf[0], drawn)
+
+
 def test_rtrl_fixed_point_quick(tmp_path):
     from streamgrad.experiments import rtrl_fixed_point
 

@@ -1,14 +1,14 @@
 """Online RTRL reaches a stationary point of the long-run loss; TBPTT(tau) does not.
 
 The meanfield network (`--coupling`, shared by default) learns online, by plain SGD with the
-Robbins-Monro schedule alpha_k = alpha_0 / (1 + k / k_0)^rho, to predict a Markov-modulated AR
-stream (data/processes.py) whose target needs the hidden regime, i.e. memory over many steps.
-At log-spaced steps k the parameters theta_k are frozen and L(theta_k) and |grad L(theta_k)|
-are estimated by exact RTRL on an independent long run of the process, with their batch-means
-noise floor (theory/stationary.py). TBPTT(tau) with tau far below the regime's memory runs on
-the same streams from the same initial parameters with the same schedule per stream step
-(k_0 / tau in its own update count, since it updates once every tau steps). Several seeds
-(each: its own initial parameters and stream).
+Robbins-Monro schedule alpha_k = alpha_0 / (1 + k / k_0)^rho (in float64), to predict a
+Markov-modulated AR stream (data/processes.py) whose target needs the hidden regime, i.e.
+memory over many steps. At log-spaced steps k the parameters theta_k are frozen and L(theta_k)
+and |grad L(theta_k)| are estimated by exact RTRL on an independent long run of the process,
+with their batch-means noise floor (theory/stationary.py). TBPTT(tau) with tau far below the
+regime's memory runs on the same streams from the same initial parameters with the same
+schedule per stream step (k_0 / tau in its own update count, since it updates once every tau
+steps). Several seeds (each: its own initial parameters and stream).
 
 Each algorithm and block of up to SEED_BLOCK seeds is one task of the sweep executor
 (`--workers`, `--scheduler`; sweep/executor.py): it trains the block's seeds side by side
@@ -52,7 +52,7 @@ from streamgrad.theory.stationary import batch_means, gradient_bias, summarize
 # memory, a network that starts with its memory switched on, and sizes that show the result.
 PROCESS = MarkovModulatedAR(means=(-1.0, 1.0), sigmas=(2.0, 2.0), phi=0.2, stay=0.97)
 RECURRENT_MEAN = 0.9
-DEFAULT = {"steps": 3_000_000, "checkpoints": 12, "estimate_steps": 250_000}
+DEFAULT = {"steps": 100_000_000, "checkpoints": 12, "estimate_steps": 250_000}
 QUICK = {"steps": 60_000, "checkpoints": 5, "estimate_steps": 20_000}
 SEED_BLOCK = 5  # seeds trained side by side in one task (vmap is far cheaper than a loop)
 BIAS_TAUS = (1, 2, 4, 8, 16)
@@ -103,7 +103,7 @@ def run(
     coupling_kind: str = "shared",
     hidden: int = 32,
     taus: tuple[int, ...] = (1, 2, 3),
-    lr: float = 0.02,
+    lr: float = 0.04,
     k0: float = 1_000.0,
     rho: float = 1.0,
     batches: int = 20,
@@ -197,6 +197,7 @@ def _setup_summary(setup: Setup) -> dict[str, Any]:
             "k0": k0,
             "rho": rho,
             "tbptt_k0": "k0 / tau (same alpha per stream step)",
+            "dtype": "float64 (estimates in float32)",
         },
     }
 
@@ -218,8 +219,8 @@ def train_block(setup: Setup, spec: str, index: int, seeds: range) -> dict[str, 
         snapshots, losses = _train(model, spec, initial_keys(seeds), stream, setup)
         # leaves (seeds, checkpoints, ...) -> (seeds x checkpoints, ...): seed-major
         stacked = jax.tree_util.tree_map(
-            lambda *a: np.stack(a, 1).reshape(-1, *a[0].shape[1:]), *snapshots
-        )
+            lambda *a: np.stack(a, 1).reshape(-1, *a[0].shape[1:]).astype(np.float32), *snapshots
+        )  # estimated in float32 (sums checked against float64, docs/theory.md 1.5)
         count = len(setup.marks)
         estimates = _estimator(model, setup.burn_in, setup.batches)(
             stacked, setup.burn_in + setup.estimate_steps, ESTIMATE + index, seeds.start * count
@@ -277,13 +278,30 @@ def _train(
     every = int(spec.split(":")[-1]) if spec.startswith("tbptt") else 1  # updates per step
     optimizer = make_optimizer("sgd", make_schedule("robbins-monro", lr, k0=k0 / every, rho=rho))
     learner = OnlineLearner(algorithm, optimizer)
-    states = init_batched(learner, keys)
+    with jax.enable_x64(True):
+        return _descend(learner, init_batched(learner, keys), stream, setup)
+
+
+def _descend(
+    learner: OnlineLearner,
+    states: Any,
+    stream: Iterator[tuple[np.ndarray, np.ndarray]],
+    setup: Setup,
+) -> tuple[list[Any], list[dict[str, Any]]]:
+    """`_train`'s loop, in float64 from the float32 draws of `states`: late in a run the steps
+    alpha_k g_k fall below half of float32's spacing near theta, so rounding drops the small
+    ones and keeps the large ones, and float32 SGD drifts off the stationary point
+    (docs/theory.md 1.4)."""
+    states = jax.tree_util.tree_map(
+        lambda leaf: leaf.astype(jnp.float64) if jnp.issubdtype(leaf.dtype, jnp.floating) else leaf,
+        states,
+    )
     snapshots, losses, position, chunk = [jax.device_get(states.params)], [], 0, setup.chunk
     for mark in setup.marks[1:]:
         while position < mark:
             inputs, targets = next(stream)
             states, (loss, _) = run_batched(
-                learner, states, jnp.asarray(inputs, jnp.float32), jnp.asarray(targets, jnp.float32)
+                learner, states, jnp.asarray(inputs), jnp.asarray(targets)
             )
             position += chunk
             means = np.asarray(loss).mean(axis=1)

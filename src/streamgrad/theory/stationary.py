@@ -29,7 +29,7 @@ which lies between 0 and the floor (u^T C u <= tr C for the batch-means covarian
 equals the floor when the noise is one-dimensional and aligned with grad L, and can be far
 below it when the noise is spread over many directions. It needs |grad L| well above the
 floor: within a few floors u is itself noisy and the interval +-1.96 se covers a little less
-than 95% (93% at 1.2 to 2.5 floors in docs/theory.md, section 1.5), and at grad L = 0 the norm
+than 95% (93% at 1.2 to 2.5 floors in docs/theory.md, section 1.2), and at grad L = 0 the norm
 is chi-like with a spread of the order of the floor. The floor is the conservative bound.
 
 `gradient_bias` runs any online algorithm the same way (its emitted gradients summed over
