@@ -237,7 +237,7 @@ def test_rtrl_convergence_quick(tmp_path):
 
 def test_the_study_trains_in_float64_so_tiny_late_steps_are_not_rounded_away():
     # late in a long run alpha_k g_k falls below half of float32's spacing near theta, and
-    # float32 SGD drops those steps (docs/theory.md 1.4): here steps of about 1e-9 would not
+    # float32 SGD drops those steps (docs/theory.md 1.3): here steps of about 1e-9 would not
     # move float32 parameters of size 0.1..1 at all
     from streamgrad.experiments import rtrl_convergence as rc
 

@@ -121,11 +121,11 @@ class MarkovModulatedAR:
         check_int("seed", seed, 0)
         check_int("first", first, 0)
         check_int("size", size, 1)
-        return self._pieces(self._draws(n_paths, seed, first), n_paths, n_steps, size)
+        return self._pieces(self._draws(n_paths, seed, first), n_steps, size)
 
     @staticmethod
     def _pieces(
-        draws: Iterator[tuple[np.ndarray, ...]], n_paths: int, n_steps: int, size: int
+        draws: Iterator[tuple[np.ndarray, ...]], n_steps: int, size: int
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """`draws` re-cut into pieces of `size` steps, `n_steps` in all."""
         held, count, left = [], 0, n_steps  # drawn pieces not yet handed out, and their steps

@@ -291,19 +291,19 @@ def _descend(
     """`_train`'s loop, in float64 from the float32 draws of `states`: late in a run the steps
     alpha_k g_k fall below half of float32's spacing near theta, so rounding drops the small
     ones and keeps the large ones, and float32 SGD drifts off the stationary point
-    (docs/theory.md 1.4)."""
+    (docs/theory.md 1.3)."""
     states = jax.tree_util.tree_map(
         lambda leaf: leaf.astype(jnp.float64) if jnp.issubdtype(leaf.dtype, jnp.floating) else leaf,
         states,
     )
-    snapshots, losses, position, chunk = [jax.device_get(states.params)], [], 0, setup.chunk
+    snapshots, losses, position = [jax.device_get(states.params)], [], 0
     for mark in setup.marks[1:]:
         while position < mark:
             inputs, targets = next(stream)
             states, (loss, _) = run_batched(
                 learner, states, jnp.asarray(inputs), jnp.asarray(targets)
             )
-            position += chunk
+            position += inputs.shape[1]
             means = np.asarray(loss).mean(axis=1)
             losses.extend(
                 {"seed": s, "step": position, "loss": float(m)} for s, m in enumerate(means)
